@@ -1,0 +1,51 @@
+"""Schema versioning: a fresh database gets the current schema; an older one is migrated.
+
+`MIGRATIONS[n]` turns a schema at version n into version n + 1, keeping the data,
+so `vmclarity db upgrade` can run against any earlier installation.
+"""
+
+import datetime
+
+import peewee
+
+from app.db import database
+from app.models import ALL_MODELS, BaseModel
+
+
+class SchemaVersion(BaseModel):
+    version = peewee.IntegerField()
+    applied_at = peewee.DateTimeField()
+
+
+#: Ordered migration steps; each takes the database. Empty until the schema first changes.
+MIGRATIONS = []
+
+
+def target_version():
+    """The schema version this code expects."""
+    return len(MIGRATIONS) + 1
+
+
+def current_version():
+    """Return the schema version of the database, 0 when it has none."""
+    if not SchemaVersion.table_exists():
+        return 0
+    row = SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar()
+    return row or 0
+
+
+def upgrade():
+    """Bring the database to target_version(); return (from_version, to_version)."""
+    target = target_version()
+    with database.atomic():
+        start = current_version()
+        if start > target:
+            raise RuntimeError(f"the database schema (version {start}) is newer than this code ({target})")
+        if start == 0:
+            database.create_tables(ALL_MODELS + (SchemaVersion,))
+        else:
+            for step in MIGRATIONS[start - 1:]:
+                step(database)
+        if start != target:
+            SchemaVersion.create(version=target, applied_at=datetime.datetime.now(datetime.timezone.utc))
+    return start, target

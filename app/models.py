@@ -1,0 +1,124 @@
+"""Peewee models: the nine API objects, users and API tokens.
+
+Each API object is stored the way the wire shows it, as one JSON document in
+`data` (the full object, `id` and `revision` included), plus plain columns
+that mirror what the database must constrain or find fast: relationships as
+foreign keys, identity keys as unique columns. The store keeps both in step.
+"""
+
+import peewee
+
+from app.db import JSONField, database
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Document(BaseModel):
+    """An API object: its JSON document and the columns derived from it."""
+
+    pk = peewee.AutoField()
+    id = peewee.CharField(max_length=36, unique=True)
+    revision = peewee.IntegerField(default=1)
+    data = JSONField()
+
+    #: API name of the object, as in `<Type>Exists` and `$ref`s.
+    schema_name = None
+    #: Relationship property -> foreign-key field name, for OData paths.
+    relationships = {}
+
+
+class Asset(Document):
+    schema_name = "Asset"
+    identity = peewee.CharField(max_length=512, null=True, unique=True)
+
+
+class ScanConfig(Document):
+    schema_name = "ScanConfig"
+    name = peewee.CharField(max_length=512, unique=True)
+
+
+class Scan(Document):
+    schema_name = "Scan"
+    relationships = {"scanConfig": "scan_config"}
+    scan_config = peewee.ForeignKeyField(ScanConfig, field="id", null=True, backref="scans")
+    #: The scan config's id while the scan runs (no endTime), else NULL: at
+    #: most one running scan per config.
+    running_config = peewee.CharField(max_length=36, null=True, unique=True)
+
+
+class AssetScan(Document):
+    schema_name = "AssetScan"
+    relationships = {"asset": "asset", "scan": "scan"}
+    asset = peewee.ForeignKeyField(Asset, field="id", backref="asset_scans")
+    scan = peewee.ForeignKeyField(Scan, field="id", null=True, backref="asset_scans")
+    state = peewee.CharField(max_length=32, index=True)
+    findings_processed = peewee.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("asset", "scan"), True),)
+
+
+class Finding(Document):
+    schema_name = "Finding"
+    relationships = {"lastSeenBy": "last_seen_by"}
+    key = peewee.CharField(max_length=2048, unique=True)
+    object_type = peewee.CharField(max_length=32, index=True)
+    last_seen_by = peewee.ForeignKeyField(AssetScan, field="id", null=True, backref="findings")
+
+
+class AssetFinding(Document):
+    schema_name = "AssetFinding"
+    relationships = {"asset": "asset", "finding": "finding"}
+    asset = peewee.ForeignKeyField(Asset, field="id", backref="asset_findings")
+    finding = peewee.ForeignKeyField(Finding, field="id", backref="asset_findings")
+
+    class Meta:
+        indexes = ((("asset", "finding"), True), (("finding",), False))
+
+
+class ScanEstimation(Document):
+    schema_name = "ScanEstimation"
+
+
+class AssetScanEstimation(Document):
+    schema_name = "AssetScanEstimation"
+    relationships = {"asset": "asset", "scanEstimation": "scan_estimation"}
+    asset = peewee.ForeignKeyField(Asset, field="id", backref="asset_scan_estimations")
+    scan_estimation = peewee.ForeignKeyField(ScanEstimation, field="id", backref="asset_scan_estimations")
+
+    class Meta:
+        indexes = ((("asset", "scan_estimation"), True),)
+
+
+class Provider(Document):
+    schema_name = "Provider"
+
+
+class User(BaseModel):
+    """A person who signs in to the web UI."""
+
+    username = peewee.CharField(max_length=150, unique=True)
+    password_hash = peewee.CharField(max_length=255)
+    role = peewee.CharField(max_length=16)
+    created_at = peewee.DateTimeField()
+
+
+class ApiToken(BaseModel):
+    """A bearer token, stored as its SHA-256 hash; scanner tokens name their asset scan."""
+
+    name = peewee.CharField(max_length=150)
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    role = peewee.CharField(max_length=16)
+    asset_scan = peewee.ForeignKeyField(AssetScan, field="id", null=True, on_delete="CASCADE", backref="tokens")
+    created_at = peewee.DateTimeField()
+
+
+DOCUMENT_MODELS = (
+    Asset, ScanConfig, Scan, AssetScan, Finding, AssetFinding, ScanEstimation, AssetScanEstimation, Provider,
+)
+ALL_MODELS = DOCUMENT_MODELS + (User, ApiToken)
+MODELS_BY_SCHEMA = {model.schema_name: model for model in DOCUMENT_MODELS}

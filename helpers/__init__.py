@@ -1,0 +1,1 @@
+"""Helper servers for scanners: vulnerability DB, exploit DB, ClamAV mirror, YARA rules."""

@@ -1,0 +1,1 @@
+"""Dramatiq actors that orchestrate scans (the orchestrator issue builds them)."""
