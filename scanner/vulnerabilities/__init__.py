@@ -1,0 +1,1 @@
+"""Vulnerability scanners of the scanner's `vulnerabilities` family (see `osv`)."""
