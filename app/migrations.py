@@ -9,6 +9,7 @@ import datetime
 import peewee
 
 from app.db import database
+from app.indexes import create_json_indexes
 from app.models import ALL_MODELS, BaseModel
 
 
@@ -43,6 +44,7 @@ def upgrade():
             raise RuntimeError(f"the database schema (version {start}) is newer than this code ({target})")
         if start == 0:
             database.create_tables(ALL_MODELS + (SchemaVersion,))
+            create_json_indexes()
         else:
             for step in MIGRATIONS[start - 1:]:
                 step(database)

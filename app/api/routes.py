@@ -57,7 +57,8 @@ def openapi_json():
 
 @bp.get("/<collection>")
 def list_objects(collection):
-    return jsonify(odata.list_documents(_resource(collection).model, request.args))
+    model = _resource(collection).model
+    return jsonify(odata.list_documents(model, request.args, max_top=current_app.config["API_MAX_PAGE"]))
 
 
 @bp.post("/<collection>")

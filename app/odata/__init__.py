@@ -21,16 +21,19 @@ __all__ = ["ODataError", "filter_expression", "get_document", "json_path_sql", "
 _NON_NEGATIVE = re.compile(r"^\d+$")
 
 
-def list_documents(model, args, restrict=None):
+def list_documents(model, args, restrict=None, max_top=None):
     """One page of `model` documents for the query options in `args` (a mapping like request.args).
 
     `restrict` is a peewee expression ANDed into the WHERE clause (e.g. a scanner
-    token's own asset scan). Returns {"items": [...]} plus "count" for $count=true.
+    token's own asset scan); `max_top` caps the page size, $top or not.
+    Returns {"items": [...]} plus "count" for $count=true.
     """
     dialect = dialects.current()
     where = _filter(model, args.get("$filter"), dialect)
     order = _orderby(model, args.get("$orderby"), dialect)
     top, skip, count = _number(args, "$top"), _number(args, "$skip"), _boolean(args, "$count")
+    if max_top is not None:
+        top = max_top if top is None else min(top, max_top)
     selection, plans = _shape(model, args, dialect)
     conditions = [c for c in (where, restrict) if c is not None]
 

@@ -1,0 +1,26 @@
+"""The hot API filters are served by indexes on both databases."""
+
+import pytest
+
+from app import odata
+from app.db import is_postgres
+from app.models import AssetScan, Finding
+
+
+def explain(db, query):
+    sql, params = query.sql()
+    if is_postgres():
+        db.execute_sql("SET enable_seqscan = off")
+        return "\n".join(row[0] for row in db.execute_sql(f"EXPLAIN {sql}", params))
+    return "\n".join(str(row) for row in db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+
+
+@pytest.mark.parametrize("model, text, index", [
+    (Finding, "findingInfo/objectType eq 'Vulnerability' and findingInfo/severity eq 'CRITICAL'",
+     "finding_type_severity"),
+    (Finding, "findingInfo/objectType eq 'Package'", "finding_type_severity"),
+    (AssetScan, "status/state eq 'ReadyToScan'", "asset_scan_status_state"),
+])
+def test_filter_uses_the_json_index(db, model, text, index):
+    query = model.select(model.data).where(odata.filter_expression(model, text))
+    assert index in explain(db, query)
