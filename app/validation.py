@@ -18,8 +18,36 @@ def _validator(schema_name):
     return OAS30Validator(schema, format_checker=OAS30Validator.FORMAT_CHECKER)
 
 
+def unstorable(text):
+    """Why `text` cannot be stored in both databases (NUL, lone surrogate), or None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (lone surrogate)"
+    return None
+
+
+def _check_storable(value, where):
+    if isinstance(value, str):
+        problem = unstorable(value)
+        if problem:
+            shown = (where or "body").encode("ascii", "backslashreplace").decode()
+            raise BadRequest(f"{shown}: {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}/{key}" if where else key
+            _check_storable(key, path)
+            _check_storable(item, path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_storable(item, f"{where}/{index}" if where else str(index))
+
+
 def validate(schema_name, document):
     """Raise BadRequest when `document` is not a valid `schema_name` object."""
+    _check_storable(document, "")
     error = best_match(_validator(schema_name).iter_errors(document))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "body"

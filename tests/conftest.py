@@ -4,15 +4,20 @@ The suite runs once per backend: `VMCLARITY_TEST_DATABASE=postgresql` selects a
 fresh PostgreSQL database on 127.0.0.1 (VMCLARITY_TEST_PG_URL to override).
 """
 
+import contextlib
 import os
+import threading
 
 import psycopg2
+from peewee import sort_models
 import pytest
 from psycopg2 import sql
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import create_app
 from app import migrations
 from app.db import database, open_database
+from app.models import ALL_MODELS
 
 ADMIN_TOKEN = "test-admin-token"
 PG_SERVER_URL = os.environ.get("VMCLARITY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -38,23 +43,40 @@ def pg_url():
     admin.close()
 
 
-@pytest.fixture
-def database_url(request, tmp_path):
-    """URL of an empty, migrated database of the selected backend."""
-    if backend() == "postgresql":
-        url = request.getfixturevalue("pg_url")
-        database.initialize(open_database(url))
-        database.connect(reuse_if_open=True)
-        # Emptying schema_version too makes upgrade() see a fresh database.
-        tables = [f'"{name}"' for name in database.get_tables()]
-        if tables:
-            database.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-    else:
-        url = f"sqlite:///{tmp_path / 'vmclarity.db'}"
-        database.initialize(open_database(url))
+def fresh_database(url):
+    """Bind the proxy to `url`, empty it, bring its schema up to date; return `url`."""
+    database.initialize(open_database(url))
+    if url.startswith("postgresql"):
+        _empty_postgres()
     migrations.upgrade()
     database.close()
     return url
+
+
+def _empty_postgres():
+    # DELETE is much faster than TRUNCATE on tables this small; children go first.
+    database.connect(reuse_if_open=True)
+    if migrations.current_version() != migrations.target_version():
+        tables = [f'"{name}"' for name in database.get_tables()]
+        if tables:
+            database.execute_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        return
+    with database.atomic():
+        for model in reversed(sort_models(ALL_MODELS)):
+            model.delete().execute()
+
+
+def database_url_for(request, directory):
+    """A fresh database of the selected backend (SQLite files go in `directory`)."""
+    if backend() == "postgresql":
+        return fresh_database(request.getfixturevalue("pg_url"))
+    return fresh_database(f"sqlite:///{directory / 'vmclarity.db'}")
+
+
+@pytest.fixture
+def database_url(request, tmp_path):
+    """URL of an empty, migrated database of the selected backend."""
+    return database_url_for(request, tmp_path)
 
 
 @pytest.fixture
@@ -112,3 +134,31 @@ class AuthedClient:
 
     def delete(self, url, **kwargs):
         return self.open("DELETE", url, **kwargs)
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Keeps the access log out of test output; errors are still logged."""
+
+    def log_request(self, *args, **kwargs):
+        pass
+
+
+@contextlib.contextmanager
+def serving(app):
+    """Serve `app` over real HTTP on 127.0.0.1 (threaded); yield its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="live-api", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app):
+    """Base URL of the app served over real HTTP."""
+    with serving(app) as url:
+        yield url

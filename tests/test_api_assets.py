@@ -42,10 +42,6 @@ def image_asset(image_id="sha256:aaaa", tags=("nginx:1",), **extra):
     return {"assetInfo": {"objectType": "ContainerImageInfo", "imageID": image_id, "repoTags": list(tags)}, **extra}
 
 
-def status(state, reason):
-    return {"state": state, "reason": reason, "lastTransitionTime": T0}
-
-
 def assert_error(response, code, *words):
     assert response.status_code == code, response.get_data(as_text=True)
     body = response.get_json()
@@ -139,6 +135,18 @@ def test_get_unknown_is_404(api):
     create(api, dir_asset())
     for object_id in (str(uuid.uuid4()), "not-a-uuid"):
         assert_error(api.get(f"{URL}/{object_id}"), 404)
+
+
+def test_unknown_collection_is_404(api):
+    assert_error(api.get("/api/nothings"), 404)
+    assert_error(api.post("/api/nothings", json=dir_asset()), 404)
+
+
+def test_method_without_a_route_is_a_json_405(api):
+    created = create(api, dir_asset())
+    assert_error(api.post(f"{URL}/{created['id']}", json=dir_asset()), 405)
+    assert_error(api.delete(URL), 405)
+    assert fetch(api, created["id"]) == created
 
 
 def test_list_filters_and_counts(api):

@@ -32,6 +32,7 @@ BAD_HEADERS = {
     "wrong-token": "Bearer not-the-token",
     "admin-token-prefix": f"Bearer {ADMIN_TOKEN[:-1]}",
     "admin-token-longer": f"Bearer {ADMIN_TOKEN}x",
+    "admin-token-and-more": f"Bearer {ADMIN_TOKEN} {ADMIN_TOKEN}",
 }
 
 

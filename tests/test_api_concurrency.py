@@ -7,7 +7,6 @@ import threading
 from urllib.parse import quote
 
 import pytest
-from werkzeug.serving import make_server
 
 ADMIN_TOKEN = "test-admin-token"  # what conftest configures
 ROUNDS = 20
@@ -18,16 +17,15 @@ def dir_asset(dir_name="/srv/www", **extra):
     return {"assetInfo": {"objectType": "DirInfo", "dirName": dir_name, "location": "host-1"}, **extra}
 
 
-class Server:
-    """The app on 127.0.0.1 behind werkzeug's threaded server; one connection per request."""
+class Client:
+    """Requests to the live server, a fresh connection each, so threads never share one."""
 
-    def __init__(self, app):
-        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.httpd.server_port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="api-server", daemon=True)
+    def __init__(self, base_url):
+        self.host, port = base_url.removeprefix("http://").split(":")
+        self.port = int(port)
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
         try:
             payload = None if body is None else json.dumps(body)
             all_headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json",
@@ -41,13 +39,8 @@ class Server:
 
 
 @pytest.fixture
-def server(app):
-    srv = Server(app)
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-    srv.thread.join(timeout=10)
+def server(live_server):
+    return Client(live_server)
 
 
 def race(calls):
@@ -188,7 +181,7 @@ def test_many_writers_never_fail(server):
             seen.append(server.request("POST", "/api/assets", dir_asset(f"/w{index}/{step}")))
             target = assets[index]  # one asset per worker: no precondition can fail
             seen.append(server.request("PATCH", f"/api/assets/{target['id']}", {"lastSeen": T0}))
-            seen.append(server.request("GET", f"/api/assets?$filter=assetInfo/location eq 'host-1'&$count=true"))
+            seen.append(server.request("GET", "/api/assets?$filter=assetInfo/location eq 'host-1'&$count=true"))
         created = [body for code, body in seen if code == 201]
         for body in created[:2]:
             seen.append(server.request("DELETE", f"/api/assets/{body['id']}"))

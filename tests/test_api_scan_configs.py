@@ -182,7 +182,7 @@ def test_only_cron_line_fills_operation_time_with_the_next_tick(api):
     assert created["scheduled"]["cronLine"] == "0 0 * * *"
     assert (tick.hour, tick.minute, tick.second) == (0, 0, 0)
     assert tick.utcoffset() == datetime.timedelta(0)
-    assert before < tick <= before + datetime.timedelta(days=1)
+    assert before < tick <= before + datetime.timedelta(days=1, seconds=5)
     assert fetch(api, created["id"])["scheduled"] == created["scheduled"]
 
 
@@ -191,7 +191,7 @@ def test_every_five_minutes_ticks_within_five_minutes(api):
     created = create(api, scan_config(scheduled={"cronLine": "*/5 * * * *"}))
     tick = parse_time(created["scheduled"]["operationTime"])
     assert tick.minute % 5 == 0 and tick.second == 0
-    assert before < tick <= before + datetime.timedelta(minutes=5)
+    assert before < tick <= before + datetime.timedelta(minutes=5, seconds=5)
 
 
 def test_given_operation_time_is_kept_beside_a_cron_line(api):

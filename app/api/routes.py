@@ -11,6 +11,7 @@ from app.api import bp
 from app.errors import ApiError, BadRequest, MethodNotAllowed, NotFound
 from app.resources import RESOURCES
 from app.spec import openapi_document
+from app.validation import unstorable
 
 RESOURCES_BY_PLURAL = {resource.plural: resource for resource in RESOURCES}
 IF_MATCH = re.compile(r'^(?:W/)?"?(\d+)"?$')
@@ -22,6 +23,8 @@ def check_access():
     args = request.view_args or {}
     body = request.get_json(force=True, silent=True) if request.method in ("PUT", "PATCH", "POST") else None
     auth.authorize(g.principal, request.method, args.get("collection"), args.get("object_id"), body)
+    if args.get("object_id") is not None and unstorable(args["object_id"]):
+        raise NotFound("no object has that id")
 
 
 @bp.errorhandler(ApiError)

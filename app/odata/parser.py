@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from app.odata.errors import fail
+from app.validation import unstorable
 
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 KEYWORD_LITERALS = {"true": True, "false": False, "null": None}
@@ -143,6 +144,9 @@ def _token(kind, lexeme, pos, option):
     token = Token(kind, lexeme, pos)
     if kind == "string":
         token.value = lexeme[1:-1].replace("''", "'")
+        problem = unstorable(token.value)
+        if problem:
+            fail(option, f"string literal {problem}", pos)
     elif kind == "number":
         token.value = float(lexeme) if any(c in lexeme for c in ".eE") else int(lexeme)
     elif kind == "datetime" and not DATETIME_LITERAL.match(lexeme):
