@@ -14,7 +14,6 @@ keeps going when a name vanishes, a read fails or a visitor raises.
 import errno
 import os
 import resource
-import stat
 import time
 from dataclasses import dataclass, field
 

@@ -1,0 +1,224 @@
+"""Run the enabled families over the inputs: one walk per filesystem, then the chain.
+
+Content families (today the SBOM's native cataloguers) get their visitors into one
+shared walk of each filesystem input; vulnerabilities then match the SBOM's
+packages and exploits look up the vulnerabilities' CVE ids. A family that fails is
+reported as Failed with its reason; the families after it that need it fail too,
+the others carry on.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+from scanner import cyclonedx
+from scanner.config import FILESYSTEM_INPUTS, FamilyConfig, Input
+from scanner.exploits import cve_ids_from_vulnerabilities, find_exploits, read_cve_csv
+from scanner.sbom import SbomResult, collect, merge, native_visitors, run_syft
+from scanner.vocabulary import FAMILIES_BY_CONFIG_KEY, now, scanner_status
+from scanner.vulnerabilities.osv import OsvDatabase, match_packages, needed_ecosystems
+from scanner.walker import walk
+
+FAMILY_ORDER = ("sbom", "vulnerabilities", "exploits")
+#: How vulnerabilities catalogue packages when no sbom family runs.
+NATIVE_SBOM = FamilyConfig("sbom", ("native",))
+
+
+class Cancelled(BaseException):
+    """The asset scan was aborted; BaseException so that no visitor isolation swallows it."""
+
+
+class Events:
+    """What a run tells the outside world; the reporter and the terminal override these."""
+
+    def family_started(self, name):
+        pass
+
+    def family_finished(self, name, block, stats):
+        pass
+
+    def walking(self, input_, entry):
+        """Called for every file the walk sees; raise Cancelled to stop the scan."""
+
+
+@dataclass
+class Outcome:
+    blocks: dict = field(default_factory=dict)     # API result block per family: {status, <results>}
+    stats: dict = field(default_factory=dict)      # API AssetScanStats per family: [input stats]
+    walks: list = field(default_factory=list)      # WalkStats of every filesystem walk
+    sbom: SbomResult | None = None
+    started: str = field(default_factory=now)
+    ended: str | None = None
+
+    @property
+    def failed(self):
+        return [name for name, block in self.blocks.items() if block["status"]["state"] == "Failed"]
+
+
+def run_scan(families, cli_inputs, events=None, cache_dir=None):
+    """Run every enabled family (a {name: FamilyConfig} from scanner.config) and return the Outcome."""
+    events = events or Events()
+    outcome = Outcome()
+    context = _Context(families, list(cli_inputs), events, outcome, cache_dir)
+    for name in FAMILY_ORDER:
+        if name in families:
+            context.run_family(name)
+    outcome.ended = now()
+    return outcome
+
+
+class _Context:
+    def __init__(self, families, cli_inputs, events, outcome, cache_dir):
+        self.families = families
+        self.cli_inputs = cli_inputs
+        self.events = events
+        self.outcome = outcome
+        self.cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "vmclarity-scanner")
+        self.vulnerabilities = None
+        self.input_bytes = {}  # filesystem input path -> bytes of regular files seen by its walk
+
+    def inputs(self, name):
+        """A family's own inputs, else the command line's."""
+        return self.families[name].inputs or self.cli_inputs
+
+    def run_family(self, name):
+        family = FAMILIES_BY_CONFIG_KEY[name]
+        self.events.family_started(name)
+        stats = []
+        try:
+            results, message = getattr(self, f"_{name}")(self.families[name], stats)
+            block = {"status": scanner_status("Done", message), family.results_key: results}
+        except Cancelled:
+            raise
+        except Exception as error:  # noqa: BLE001 - one family's failure is reported, not fatal
+            block = {"status": scanner_status("Failed", f"{type(error).__name__}: {error}"),
+                     family.results_key: None}
+        self.outcome.blocks[family.api_key] = block
+        self.outcome.stats[family.api_key] = stats
+        self.events.family_finished(name, block, stats)
+
+    def _input_stats(self, input_, started):
+        stats = {"type": input_.type.upper(), "path": input_.path,
+                 "scanTime": {"startTime": started, "endTime": now()}}
+        if input_.path in self.input_bytes:
+            stats["size"] = self.input_bytes[input_.path] // (1024 * 1024)
+        return stats
+
+    # Families
+
+    def _sbom(self, config, stats):
+        results = []
+        for input_ in self.inputs("sbom"):
+            started = now()
+            results.extend(self._catalogue(config, input_))
+            stats.append(self._input_stats(input_, started))
+        if not results:
+            raise ValueError("no input to catalogue: give --input or sbom.inputs")
+        merged = merge(results)
+        errors = [error for result in results for error in result.errors]
+        if errors and len(errors) == len(results):
+            raise RuntimeError("; ".join(errors))
+        self.outcome.sbom = merged
+        return merged.packages, _message(len(merged.packages), "packages", errors, self.outcome.walks)
+
+    def _catalogue(self, config, input_):
+        if input_.type == "sbom":
+            return [cyclonedx.sbom_from_cyclonedx(input_.path)]
+        if input_.type not in FILESYSTEM_INPUTS:
+            raise ValueError(f"sbom cannot read a {input_.type} input ({input_.path})")
+        found = []
+        if "native" in config.scanners:
+            visitors = native_visitors(input_.path)
+            watcher = _Watcher(self.events, input_)
+            self.outcome.walks.append(walk(input_.path, visitors + [watcher]))
+            self.input_bytes[input_.path] = watcher.bytes
+            found.append(collect(visitors))
+        if "syft" in config.scanners:
+            options = config.scanner_config("syft")
+            found.append(run_syft(input_.path, timeout=int(options.get("timeout", 1800))))
+        return found
+
+    def _vulnerabilities(self, config, stats):
+        packages, distro = self._packages_for(config, stats)
+        options = config.scanner_config("osv")
+        if options.get("server_url"):
+            database = OsvDatabase.from_server(options["server_url"], os.path.join(self.cache_dir, "osv"),
+                                               needed_ecosystems(packages, distro))
+        elif options.get("db_path"):
+            database = OsvDatabase.from_path(options["db_path"])
+        else:
+            raise ValueError("vulnerabilities: set scanners_config.osv.db_path or .server_url")
+        self.vulnerabilities = match_packages(database, packages, distro=distro)
+        return self.vulnerabilities, f"{len(self.vulnerabilities)} vulnerabilities in {len(packages)} packages"
+
+    def _packages_for(self, config, stats):
+        if config.options.get("input_from_sbom", True) and "sbom" in self.families:
+            if self.outcome.sbom is None:
+                raise RuntimeError("the sbom family failed, so there are no packages to match")
+            return self.outcome.sbom.packages, self.outcome.sbom.distro
+        results = []
+        for input_ in self.inputs("vulnerabilities"):
+            started = now()
+            results.extend(self._catalogue(NATIVE_SBOM, input_))
+            stats.append(self._input_stats(input_, started))
+        merged = merge(results)
+        return merged.packages, merged.distro
+
+    def _exploits(self, config, stats):
+        started = now()
+        if config.options.get("input_from_vuln", True) and "vulnerabilities" in self.families:
+            if self.vulnerabilities is None:
+                raise RuntimeError("the vulnerabilities family failed, so there are no CVEs to look up")
+            cve_ids = cve_ids_from_vulnerabilities(self.vulnerabilities)
+            stats.append({"type": "csv", "path": "vulnerabilities", "scanTime": {"startTime": started}})
+        else:
+            cve_ids = []
+            for input_ in self.inputs("exploits"):
+                if input_.type != "csv":
+                    raise ValueError(f"exploits reads csv inputs of CVE ids, not {input_.type}")
+                cve_ids.extend(read_cve_csv(input_.path))
+                stats.append({"type": "csv", "path": input_.path, "scanTime": {"startTime": started}})
+        options = config.scanner_config("exploit_db")
+        if not (options.get("base_url") or options.get("csv_path")):
+            raise ValueError("exploits: set scanners_config.exploit_db.base_url or .csv_path")
+        found = find_exploits(cve_ids, base_url=options.get("base_url"), csv_path=options.get("csv_path"))
+        for item in stats:
+            item["scanTime"]["endTime"] = now()
+        if found.errors and not found.exploits:
+            raise RuntimeError("; ".join(found.errors[:5]))
+        return found.exploits, _message(len(found.exploits), f"exploits for {len(cve_ids)} CVEs", found.errors, [])
+
+
+class _Watcher:
+    """Sees every file of a walk (wanting none) so progress shows and an abort stops the walk."""
+
+    name = "progress"
+    max_file_size = None
+
+    def __init__(self, events, input_):
+        self.events = events
+        self.input = input_
+        self.bytes = 0
+
+    def wants(self, entry):
+        self.bytes += entry.size
+        self.events.walking(self.input, entry)
+        return False
+
+    def finish(self):
+        pass
+
+
+def _message(count, what, errors, walks):
+    parts = [f"{count} {what}"]
+    skipped = {}
+    for stats in walks:
+        for reason, number in stats.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + number
+    if skipped:
+        parts.append("skipped " + ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items())))
+    if errors:
+        parts.append("errors: " + "; ".join(errors[:5]))
+    return "; ".join(parts)
+
+
+__all__ = ["Cancelled", "Events", "Input", "Outcome", "run_scan"]

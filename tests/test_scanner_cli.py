@@ -1,0 +1,251 @@
+"""The scanner CLI end to end: standalone output files, config errors, and server mode
+against a live API with a scanner token (statuses, results round-trip, abort, resend)."""
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+import pytest
+import yaml
+from openapi_schema_validator import OAS30Validator
+
+from app import auth
+from app.db import database
+from app.spec import openapi_document
+from scanner.api_client import ApiClient
+from scanner.reporter import Reporter
+
+CVE = "CVE-2099-0001"
+OSV_RECORD = {
+    "id": "PYSEC-2099-1",
+    "aliases": [CVE],
+    "modified": "2099-01-01T00:00:00Z",
+    "summary": "Remote code execution in vmclarity-demo",
+    "affected": [{
+        "package": {"ecosystem": "PyPI", "name": "vmclarity-demo"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}],
+    }],
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+}
+EXPLOITS_CSV = (
+    "id,file,description,date_published,author,type,platform,port,date_added,date_updated,verified,codes,"
+    "tags,aliases,screenshot_url,application_url,source_url\n"
+    f"4242,exploits/python/remote/4242.py,vmclarity-demo 1.0 - RCE,2099-01-02,someone,remote,python,,"
+    f"2099-01-02,2099-01-02,1,{CVE},,,,,\n"
+)
+
+
+def dist_info(root, name, version):
+    folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
+    dist_info(root, "vmclarity-demo", "1.0")
+    dist_info(root, "vmclarity-safe", "2.0")
+    return root
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    osv = tmp_path / "osv"
+    (osv / "PyPI").mkdir(parents=True)
+    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
+        archive.writestr("PYSEC-2099-1.json", json.dumps(OSV_RECORD))
+    (tmp_path / "files_exploits.csv").write_text(EXPLOITS_CSV)
+
+    def write(**families):
+        document = {
+            "sbom": {"enabled": True, "analyzers_list": ["native"]},
+            "vulnerabilities": {"enabled": True, "scanners_list": ["osv"],
+                                "scanners_config": {"osv": {"db_path": str(osv)}}},
+            "exploits": {"enabled": True, "scanners_config": {
+                "exploit_db": {"csv_path": str(tmp_path / "files_exploits.csv")}}},
+        }
+        document.update(families)
+        path = tmp_path / "families.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    return write
+
+
+def scanner(*args, timeout=120):
+    return subprocess.run([sys.executable, "-c", "from scanner.cli import main; main()", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_valid(schema_name, document):
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": openapi_document()["components"]}
+    OAS30Validator(schema, format_checker=OAS30Validator.FORMAT_CHECKER).validate(document)
+
+
+def test_standalone_scan_writes_results_in_the_api_schema(tmp_path, root, config_file):
+    result = scanner("scan", "--config", config_file(), "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state")
+    assert result.returncode == 0, result.stderr
+
+    document = json.loads((tmp_path / "out/assetscan.json").read_text())
+    assert_valid("AssetScan", document)
+    purls = [p["purl"] for p in document["sbom"]["packages"]]
+    assert purls == ["pkg:pypi/vmclarity-demo@1.0", "pkg:pypi/vmclarity-safe@2.0"]
+    [vulnerability] = document["vulnerabilities"]["vulnerabilities"]
+    assert (vulnerability["vulnerabilityName"], vulnerability["severity"]) == (CVE, "CRITICAL")
+    assert vulnerability["package"]["name"] == "vmclarity-demo"
+    [exploit] = document["exploits"]["exploits"]
+    assert exploit["cveID"] == CVE
+    assert {document[f]["status"]["state"] for f in ("sbom", "vulnerabilities", "exploits")} == {"Done"}
+    assert document["malware"]["status"]["state"] == "Skipped"
+    assert document["summary"]["totalPackages"] == 2
+    assert document["summary"]["totalVulnerabilities"]["totalCriticalVulnerabilities"] == 1
+    assert document["summary"]["totalExploits"] == 1
+    assert document["stats"]["sbom"][0]["path"] == str(root)
+
+    sbom = json.loads((tmp_path / "out/sbom.cdx.json").read_text())
+    assert sbom["specVersion"] == "1.6"
+    assert {c.get("purl") for c in sbom["components"]} >= set(purls)
+
+
+@pytest.mark.parametrize("families, inputs, message", [
+    ({"sbom": {"enabled": True, "analyzers_list": ["trivy"]}}, [], "unknown scanner 'trivy'"),
+    ({"vulnerabilities": {"enabled": True, "scanners_list": ["grype"]}}, [], "available: osv"),
+    ({"viruses": {"enabled": True}}, [], "unknown family 'viruses'"),
+    ({}, ["image:alpine"], "unsupported input type 'image'"),
+    ({}, ["/no/type"], "expected TYPE:PATH"),
+])
+def test_bad_configuration_is_a_clear_error(tmp_path, config_file, families, inputs, message):
+    args = ["scan", "--config", config_file(**families), "--output", tmp_path / "out"]
+    for text in inputs:
+        args += ["--input", text]
+    result = scanner(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_family_fails_the_ones_that_need_it(tmp_path, root, config_file):
+    config = config_file(vulnerabilities={"enabled": True})  # no OSV data configured
+    result = scanner("scan", "--config", config, "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state")
+    assert result.returncode == 1
+    document = json.loads((tmp_path / "out/assetscan.json").read_text())
+    assert document["sbom"]["status"]["state"] == "Done"
+    assert document["vulnerabilities"]["status"]["state"] == "Failed"
+    assert "db_path" in document["vulnerabilities"]["status"]["message"]
+    assert document["exploits"]["status"]["state"] == "Failed"
+
+
+# Server mode
+
+def ready_asset_scan(api):
+    asset = api.post("/api/assets", json={"assetInfo": {"objectType": "DirInfo", "dirName": "/srv",
+                                                        "location": "test"}}).get_json()
+    asset_scan = api.post("/api/assetScans", json={"asset": {"id": asset["id"]}}).get_json()
+    return asset_scan["id"]
+
+
+def move(api, asset_scan_id, *states):
+    reasons = {"Scheduled": "Provisioning", "ReadyToScan": "ResourcesReady", "Aborted": "Cancellation"}
+    for state in states:
+        response = api.patch(f"/api/assetScans/{asset_scan_id}", json={"status": {
+            "state": state, "reason": reasons[state], "lastTransitionTime": "2099-01-01T00:00:00Z"}})
+        assert response.status_code == 200, response.get_json()
+
+
+def scanner_token(app, asset_scan_id):
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        return auth.mint_scanner_token(asset_scan_id)
+
+
+def start_scanner(*args):
+    return subprocess.Popen([sys.executable, "-c", "from scanner.cli import main; main()", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_server_mode_reports_statuses_and_results_unchanged(tmp_path, app, api, live_server, root, config_file):
+    asset_scan_id = ready_asset_scan(api)
+    move(api, asset_scan_id, "Scheduled")
+    token = scanner_token(app, asset_scan_id)
+    process = start_scanner("scan", "--config", config_file(), "--input", f"rootfs:{root}",
+                            "--output", tmp_path / "out", "--state-dir", tmp_path / "state",
+                            "--server", f"{live_server}/api", "--asset-scan-id", asset_scan_id, "--token", token)
+    time.sleep(1)
+    assert api.get(f"/api/assetScans/{asset_scan_id}").get_json()["status"]["state"] == "Scheduled"
+    move(api, asset_scan_id, "ReadyToScan")  # the scanner waits for this
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+
+    stored = api.get(f"/api/assetScans/{asset_scan_id}").get_json()
+    assert (stored["status"]["state"], stored["status"]["reason"]) == ("Done", "Success")
+    written = json.loads((tmp_path / "out/assetscan.json").read_text())
+    for family in ("sbom", "vulnerabilities", "exploits"):
+        assert stored[family] == written[family]
+    assert stored["summary"] == written["summary"]
+    assert stored["asset"] == {"id": stored["asset"]["id"]}  # untouched by the scanner
+    assert not list((tmp_path / "state/spool" / asset_scan_id).glob("*.json"))
+
+
+class SlowExploitDb(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(30)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_server_mode_stops_within_seconds_of_an_abort(tmp_path, app, api, live_server, root, config_file):
+    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowExploitDb)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    asset_scan_id = ready_asset_scan(api)
+    move(api, asset_scan_id, "Scheduled", "ReadyToScan")
+    config = config_file(exploits={"enabled": True, "scanners_config": {
+        "exploit_db": {"base_url": f"http://127.0.0.1:{slow.server_port}"}}})
+    process = start_scanner("scan", "--config", config, "--input", f"rootfs:{root}",
+                            "--state-dir", tmp_path / "state", "--server", f"{live_server}/api",
+                            "--asset-scan-id", asset_scan_id, "--token", scanner_token(app, asset_scan_id))
+    try:
+        deadline = time.monotonic() + 60
+        while api.get(f"/api/assetScans/{asset_scan_id}").get_json().get("exploits", {}).get(
+                "status", {}).get("state") != "InProgress":
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+            time.sleep(0.2)
+        move(api, asset_scan_id, "Aborted")
+        aborted_at = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+        assert time.monotonic() - aborted_at < 10
+        assert process.returncode == 3, stderr
+        assert "aborted" in stderr
+    finally:
+        process.kill()
+        slow.shutdown()
+
+
+def test_results_survive_an_api_outage_and_are_resent(tmp_path, app, api, live_server):
+    asset_scan_id = ready_asset_scan(api)
+    move(api, asset_scan_id, "Scheduled", "ReadyToScan")
+    token = scanner_token(app, asset_scan_id)
+    spool = tmp_path / "spool"
+    down = Reporter(ApiClient("http://127.0.0.1:9/api", token, retry_for=0.5), asset_scan_id, spool)
+    down.spool.mkdir(parents=True)
+    block = {"status": {"state": "Done", "reason": "Success", "lastTransitionTime": "2099-01-01T00:00:00Z"},
+             "packages": [{"name": "kept", "version": "1", "purl": "pkg:pypi/kept@1"}]}
+    assert down.family_finished("sbom", block, []) is None
+    assert len(list((spool / asset_scan_id).glob("*.json"))) == 1
+
+    up = Reporter(ApiClient(f"{live_server}/api", token), asset_scan_id, spool)
+    up.start()
+    up.close()
+    stored = api.get(f"/api/assetScans/{asset_scan_id}").get_json()
+    assert stored["sbom"]["packages"] == block["packages"]
+    assert stored["status"]["state"] == "InProgress"
+    assert not list((spool / asset_scan_id).glob("*.json"))
