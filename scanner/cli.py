@@ -41,9 +41,12 @@ def main():
 @click.option("--asset-scan-id", help="The asset scan to report to (with --server).")
 @click.option("--token", envvar="VMCLARITY_SCANNER_TOKEN", help="The asset scan's scanner token.")
 @click.option("--mount-attached-volume", is_flag=True, help="Mount attached unmounted volumes and scan them.")
+@click.option("--mount-device", "mount_devices", multiple=True, metavar="DEVICE",
+              help="Mount this attached block device (and its partitions) and scan it; repeatable.")
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Caches and results waiting to be sent.")
-def scan(config_path, inputs, output, server, asset_scan_id, token, mount_attached_volume, state_dir):
+def scan(config_path, inputs, output, server, asset_scan_id, token, mount_attached_volume, mount_devices,
+         state_dir):
     """Run the enabled scan families over the inputs."""
     try:
         families = scan_config.load(config_path)
@@ -57,7 +60,7 @@ def scan(config_path, inputs, output, server, asset_scan_id, token, mount_attach
     reporter = None
     if server:
         reporter = Reporter(ApiClient(server, token), asset_scan_id, os.path.join(state_dir, "spool"))
-    code = _scan(families, cli_inputs, output, reporter, mount_attached_volume, state_dir)
+    code = _scan(families, cli_inputs, output, reporter, mount_attached_volume, state_dir, mount_devices)
     if code == EXIT_ABORTED:
         # Stop now: lookups still waiting on the network must not keep an aborted scanner alive.
         logging.shutdown()
@@ -66,11 +69,11 @@ def scan(config_path, inputs, output, server, asset_scan_id, token, mount_attach
     sys.exit(code)
 
 
-def _scan(families, cli_inputs, output, reporter, mount_attached_volume, state_dir):
+def _scan(families, cli_inputs, output, reporter, mount_attached_volume, state_dir, mount_devices=()):
     try:
         if reporter:
             reporter.start()
-        with _volumes(mount_attached_volume) as mounted:
+        with _volumes(mount_attached_volume, mount_devices) as mounted:
             outcome = run_scan(families, cli_inputs + mounted, Fanout(Progress(), reporter),
                                cache_dir=state_dir)
             if output:
@@ -78,13 +81,11 @@ def _scan(families, cli_inputs, output, reporter, mount_attached_volume, state_d
         if reporter:
             reporter.finish(outcome)
     except (Cancelled, Aborted) as error:
-        click.echo(f"scan stopped: {error}", err=True)
-        return EXIT_ABORTED
+        return _stopped(reporter, str(error))
     except KeyboardInterrupt:
         if reporter is None or not reporter.aborted.is_set():
             raise
-        click.echo("scan stopped: the asset scan was aborted", err=True)
-        return EXIT_ABORTED
+        return _stopped(reporter, "the asset scan was aborted")
     except (ApiError, mounting.MountError) as error:
         if reporter and not isinstance(error, ApiError):
             reporter.fail(str(error))
@@ -95,12 +96,20 @@ def _scan(families, cli_inputs, output, reporter, mount_attached_volume, state_d
     return 0
 
 
+def _stopped(reporter, reason):
+    click.echo(f"scan stopped: {reason}", err=True)
+    if reporter:
+        reporter.stopped_after_abort()
+    return EXIT_ABORTED
+
+
 @contextlib.contextmanager
-def _volumes(enabled):
-    if not enabled:
+def _volumes(enabled, devices=()):
+    # --mount-device is --mount-attached-volume restricted to the given devices.
+    if not (enabled or devices):
         yield []
         return
-    with mounting.mounted_volumes() as report:
+    with mounting.mounted_volumes(list(devices) or None) as report:
         for device, reason in report.skipped:
             logging.getLogger("scanner").warning("not scanning %s: %s", device, reason)
         yield [Input("rootfs", mount.mountpoint) for mount in report.mounts]

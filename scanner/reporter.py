@@ -69,6 +69,15 @@ class Reporter(Events):
         if self.rejected:
             raise ApiError(f"the API refused {self.rejected} update(s); see {self.spool / 'rejected'}")
 
+    def stopped_after_abort(self):
+        """Tell the API the scanner has stopped, so cleanup need not wait out the abort grace."""
+        self.close()
+        try:
+            if self._state() == "Aborted":
+                self._send({"status": _status("Failed", "Error", "aborted: the scanner stopped")})
+        except ApiError as error:
+            log.warning("could not report the stop after the abort: %s", error)
+
     def fail(self, message):
         """Report a scan that could not run at all."""
         self._send({"status": _status("Failed", "Error", message)})

@@ -225,6 +225,8 @@ def test_server_mode_stops_within_seconds_of_an_abort(tmp_path, app, api, live_s
         assert time.monotonic() - aborted_at < 10
         assert process.returncode == 3, stderr
         assert "aborted" in stderr
+        final = api.get(f"/api/assetScans/{asset_scan_id}").get_json()["status"]
+        assert (final["state"], final["reason"]) == ("Failed", "Error")  # no need to wait out the grace
     finally:
         process.kill()
         slow.shutdown()
