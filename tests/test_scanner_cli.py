@@ -3,6 +3,8 @@ against a live API with a scanner token (statuses, results round-trip, abort, re
 
 import http.server
 import json
+import os
+import pty
 import subprocess
 import sys
 import threading
@@ -251,3 +253,45 @@ def test_results_survive_an_api_outage_and_are_resent(tmp_path, app, api, live_s
     assert stored["sbom"]["packages"] == block["packages"]
     assert stored["status"]["state"] == "InProgress"
     assert not list((spool / asset_scan_id).glob("*.json"))
+
+
+def test_hostile_tree_finishes_and_reports_nothing_from_outside(tmp_path, root, config_file):
+    host_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    (root / "escape").symlink_to(host_packages)
+    (root / "loop").symlink_to("loop")
+    os.mkfifo(root / "fifo")
+    deep = root
+    for _ in range(80):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    (root / "bad\nname\udcff").write_bytes(b"x")
+    result = scanner("scan", "--config", config_file(), "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state", timeout=60)
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "out/assetscan.json").read_text())
+    assert [p["name"] for p in document["sbom"]["packages"]] == ["vmclarity-demo", "vmclarity-safe"]
+    assert "symlink" in document["sbom"]["status"]["message"]
+    walks = json.loads((tmp_path / "out/walk-stats.json").read_text())
+    assert walks[0]["skipped"]["symlink"] == 2 and walks[0]["skipped"]["fifo"] == 1
+
+
+def test_progress_is_a_live_line_on_a_terminal(tmp_path, root, config_file):
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from scanner.cli import main; main()", "scan", "--config", str(config_file()),
+         "--input", f"rootfs:{root}", "--state-dir", str(tmp_path / "state")],
+        stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the scanner exited
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert b"\r\x1b[K" in output
+    assert b"sbom: walking" in output
