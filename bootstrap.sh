@@ -52,8 +52,8 @@ start_redis() {
   fi
 }
 
-SCANNER_PACKAGES=(util-linux mount e2fsprogs xfsprogs btrfs-progs ntfs-3g)
-TEST_PACKAGES=(git curl fdisk dosfstools mtools debootstrap rpm db5.3-util golang-go)
+SCANNER_PACKAGES=(util-linux mount e2fsprogs xfsprogs btrfs-progs ntfs-3g clamav clamav-daemon clamdscan chkrootkit lynis)
+TEST_PACKAGES=(git curl fdisk dosfstools mtools debootstrap rpm db5.3-util golang-go openssh-client)
 
 run_tests() {
   apt_install "${SCANNER_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
@@ -67,7 +67,7 @@ run_tests() {
 }
 
 case "${1:-}" in
-  up) shift; python_env; exec "$VENV/bin/vmclarity" up "$@" ;;
+  up) shift; apt_install "${SCANNER_PACKAGES[@]}"; python_env; exec "$VENV/bin/vmclarity" up "$@" ;;
   test) shift; run_tests "$@" ;;
   *) echo "usage: $0 up|test [args]" >&2; exit 2 ;;
 esac

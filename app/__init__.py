@@ -1,5 +1,7 @@
 """VMClarity control plane: the Flask application factory."""
 
+from importlib.metadata import entry_points
+
 from flask import Flask
 
 from app import config as config_module
@@ -19,4 +21,16 @@ def create_app(test_config=None):
     from app.api import bp as api_bp
 
     app.register_blueprint(api_bp)
+    _load_extensions(app)
     return app
+
+
+def _load_extensions(app):
+    """Let installed packages (the orchestrator) hook in without app importing them.
+
+    `EXTENSIONS` names the entry points to load; None loads every installed one.
+    """
+    wanted = app.config.get("EXTENSIONS")
+    for entry_point in entry_points(group="vmclarity.extensions"):
+        if wanted is None or entry_point.name in wanted:
+            entry_point.load()(app)

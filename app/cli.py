@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from app import auth, config, create_app, migrations, users
+from app import auth, config, create_app, launcher, migrations, users
 from app.db import database
 
 
@@ -48,23 +48,35 @@ def web(host, port, workers):
 
 
 @main.command()
-def up():
-    """Run VMClarity on this machine with the embedded defaults."""
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Overrides VMCLARITY_DATA_DIR.")
+@click.option("--port", type=int, help="Overrides VMCLARITY_PORT.")
+def up(data_dir, port):
+    """Run VMClarity on this machine: database, Redis, web, workers and scheduler."""
+    if data_dir:
+        os.environ["VMCLARITY_DATA_DIR"] = os.path.abspath(data_dir)
+    if port:
+        os.environ["VMCLARITY_PORT"] = str(port)
     app = _connected_app()
     settings = app.config
     admin_token = auth.first_admin_token(settings["DATA_DIR"])
-    click.echo(f"VMClarity API: http://{settings['HOST']}:{settings['PORT']}/api")
+    database.close()
+    environ = dict(os.environ)
+    redis_server = None
+    if not settings["REDIS_URL"]:
+        redis_server, environ["VMCLARITY_REDIS_URL"] = launcher.embedded_redis(settings["DATA_DIR"])
+    click.echo(f"VMClarity: http://{settings['HOST']}:{settings['PORT']}/  (API at /api)")
     click.echo(f"data directory: {settings['DATA_DIR']}")
     click.echo(f"admin API token: {admin_token}")
-    _serve(settings["HOST"], settings["PORT"], settings["WEB_WORKERS"])
+    code = launcher.run(launcher.commands(settings), environ)
+    if redis_server is not None:
+        redis_server.shutdown()
+    sys.exit(code)
 
 
 def _serve(host, port, workers):
     database.close()
-    os.execv(sys.executable, [
-        sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-        "--access-logfile", "-", "app:create_app()",
-    ])
+    argv = launcher.web_command(host, port, workers)
+    os.execv(argv[0], argv)
 
 
 @main.group()

@@ -7,6 +7,7 @@ from pathlib import Path
 DEFAULTS = {
     "VMCLARITY_DATA_DIR": str(Path.home() / ".local/share/vmclarity"),
     "VMCLARITY_DATABASE_URL": "",
+    "VMCLARITY_REDIS_URL": "",
     "VMCLARITY_ADMIN_TOKEN": "",
     "VMCLARITY_HOST": "127.0.0.1",
     "VMCLARITY_PORT": "8080",
@@ -23,6 +24,7 @@ def from_environment(environ=None):
     return {
         "DATA_DIR": str(data_dir),
         "DATABASE_URL": settings["VMCLARITY_DATABASE_URL"] or f"sqlite:///{data_dir / 'vmclarity.db'}",
+        "REDIS_URL": settings["VMCLARITY_REDIS_URL"],
         "ADMIN_TOKEN": settings["VMCLARITY_ADMIN_TOKEN"],
         "HOST": settings["VMCLARITY_HOST"],
         "PORT": int(settings["VMCLARITY_PORT"]),

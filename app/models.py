@@ -49,6 +49,10 @@ class Scan(Document):
     #: most one running scan per config.
     running_config = peewee.CharField(max_length=36, null=True, unique=True)
 
+    @classmethod
+    def running_for(cls, scan_config_id):
+        return cls.select(cls.id).where(cls.running_config == scan_config_id)
+
 
 class AssetScan(Document):
     schema_name = "AssetScan"
@@ -60,6 +64,34 @@ class AssetScan(Document):
 
     class Meta:
         indexes = ((("asset", "scan"), True),)
+
+    @classmethod
+    def awaiting_findings(cls):
+        """Ids of finished asset scans whose results are not findings yet (anatomy §2.2 processor)."""
+        return (cls.select(cls.id)
+                .where(cls.state.in_(("Done", "Failed")), cls.findings_processed == False)  # noqa: E712
+                .order_by(cls.pk))
+
+    ACTIVE_STATES = ("Scheduled", "ReadyToScan", "InProgress", "Aborted")
+    FINISHED_STATES = ("Done", "Failed")
+
+    @classmethod
+    def of_scan(cls, scan_id):
+        return cls.select().where(cls.scan == scan_id)
+
+    @classmethod
+    def state_counts(cls, scan_id):
+        """{state: number of the scan's asset scans in it}."""
+        rows = (cls
+                .select(cls.state, peewee.fn.COUNT(cls.pk))
+                .where(cls.scan == scan_id)
+                .group_by(cls.state)
+                .tuples())
+        return dict(rows)
+
+    @classmethod
+    def next_pending(cls, scan_id, limit):
+        return cls.of_scan(scan_id).where(cls.state == "Pending").order_by(cls.pk).limit(limit)
 
 
 class Finding(Document):

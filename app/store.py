@@ -10,7 +10,7 @@ import uuid
 
 import peewee
 
-from app import validation
+from app import signals, validation
 from app.db import is_postgres, write_transaction
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from app.models import AssetScan, Finding
@@ -31,6 +31,7 @@ def create(resource, body):
             resource.model.insert(id=document["id"], revision=1, data=document, **columns).execute()
     except peewee.IntegrityError:
         _explain_integrity_error(resource, columns, document["id"])
+    signals.changed(resource.schema_name, document["id"], document, None)
     return document
 
 
@@ -50,8 +51,9 @@ def patch(resource, object_id, body, if_match):
 def delete(resource, object_id):
     """Delete the object and, first, every object that belongs to it."""
     with write_transaction():
-        _locked_row(resource, object_id)
+        previous = _locked_row(resource, object_id).data
         _delete_rows(resource.model, [object_id])
+    signals.changed(resource.schema_name, object_id, None, previous)
 
 
 def merge_patch(target, patch_body):
@@ -99,6 +101,7 @@ def _update(resource, object_id, if_match, make_document):
              .execute())
     except peewee.IntegrityError:
         _explain_integrity_error(resource, columns, object_id)
+    signals.changed(resource.schema_name, object_id, document, stored.data)
     return document
 
 

@@ -48,18 +48,20 @@ def main():
 def scan(config_path, inputs, output, server, asset_scan_id, token, mount_attached_volume, mount_devices,
          state_dir):
     """Run the enabled scan families over the inputs."""
-    try:
-        families = scan_config.load(config_path)
-        cli_inputs = [Input.parse(text) for text in inputs]
-    except ConfigError as error:
-        raise click.UsageError(str(error)) from None
     if server and not (asset_scan_id and token):
         raise click.UsageError("--server needs --asset-scan-id and --token")
-    if not families:
-        raise click.UsageError(f"{config_path}: no family is enabled")
     reporter = None
     if server:
         reporter = Reporter(ApiClient(server, token), asset_scan_id, os.path.join(state_dir, "spool"))
+    try:
+        families = scan_config.load(config_path)
+        cli_inputs = [Input.parse(text) for text in inputs]
+        if not families:
+            raise ConfigError(f"{config_path}: no family is enabled")
+    except ConfigError as error:
+        if reporter:  # the orchestrator must not wait for a scanner that will never run
+            reporter.fail(f"scanner configuration: {error}")
+        raise click.UsageError(str(error)) from None
     code = _scan(families, cli_inputs, output, reporter, mount_attached_volume, state_dir, mount_devices)
     if code == EXIT_ABORTED:
         # Stop now: lookups still waiting on the network must not keep an aborted scanner alive.

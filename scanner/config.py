@@ -11,13 +11,27 @@ import yaml
 
 from scanner.vocabulary import FAMILIES_BY_CONFIG_KEY
 
-#: Scanners each family offers here; the first ones listed are the defaults.
+#: Scanners each family offers here, and the ones used when the config lists none.
 SCANNERS = {
     "sbom": ("native", "syft"),
     "vulnerabilities": ("osv",),
     "exploits": ("exploitdb",),
+    "secrets": ("secrets",),
+    "malware": ("clam", "yara"),
+    "rootkits": ("chkrootkit",),
+    "misconfiguration": ("native", "lynis"),
+    "infofinder": ("sshTopology",),
 }
-DEFAULT_SCANNERS = {"sbom": ("native",), "vulnerabilities": ("osv",), "exploits": ("exploitdb",)}
+DEFAULT_SCANNERS = {
+    "sbom": ("native",),
+    "vulnerabilities": ("osv",),
+    "exploits": ("exploitdb",),
+    "secrets": ("secrets",),
+    "malware": ("clam", "yara"),
+    "rootkits": ("chkrootkit",),
+    "misconfiguration": ("native",),
+    "infofinder": ("sshTopology",),
+}
 INPUT_TYPES = ("rootfs", "dir", "sbom", "csv")
 FILESYSTEM_INPUTS = ("rootfs", "dir")
 

@@ -352,10 +352,11 @@ class _Session:
 
 
 @contextmanager
-def _mounting(image: str | None = None) -> Iterator[MountReport]:
+def _mounting(image: str | None = None, devices: list[str] | None = None) -> Iterator[MountReport]:
     session = _Session()
     try:
-        devices = [session.attach(image)] if image else None
+        if image:
+            devices = [session.attach(image)]
         yield session.mount_all(devices)
     except BaseException:
         # Clean up, but let the exception already on its way out be the one reported.
@@ -368,9 +369,13 @@ def _mounting(image: str | None = None) -> Iterator[MountReport]:
 
 
 @contextmanager
-def mounted_volumes() -> Iterator[MountReport]:
-    """Mount the attached, unused block devices read-only; undo it all on exit."""
-    with _mounting() as report:
+def mounted_volumes(devices: list[str] | None = None) -> Iterator[MountReport]:
+    """Mount the attached, unused block devices read-only; undo it all on exit.
+
+    `devices` limits it to those block devices (and their partitions), e.g. the one
+    volume a provider attached for this scan; None means every attached device.
+    """
+    with _mounting(devices=devices) as report:
         yield report
 
 

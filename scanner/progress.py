@@ -15,13 +15,12 @@ class Progress(Events):
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
-        self.family = None
         self.files = 0
         self.bytes = 0
         self.shown_at = 0.0
 
     def family_started(self, name):
-        self.family, self.files, self.bytes = name, 0, 0
+        self.files, self.bytes = 0, 0
         log.info("%s: started", name)
 
     def family_finished(self, name, block, stats):
@@ -35,7 +34,7 @@ class Progress(Events):
         self.bytes += entry.size
         if self.live and time.monotonic() - self.shown_at > REFRESH_SECONDS:
             self.shown_at = time.monotonic()
-            line = f"{self.family}: walking {input_.path}: {self.files:,} files, {self.bytes / 1e9:.2f} GB"
+            line = f"walking {input_.path}: {self.files:,} files, {self.bytes / 1e9:.2f} GB"
             self.stream.write("\r\x1b[K" + line[:200])
             self.stream.flush()
 

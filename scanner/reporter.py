@@ -132,6 +132,7 @@ class Reporter(Events):
         self.rejected += 1
 
     def _send(self, body):
+        self.spool.mkdir(parents=True, exist_ok=True)
         self._sequence += 1
         spooled = self.spool / f"{time.time_ns():020d}-{self._sequence:04d}.json"
         temporary = spooled.with_suffix(".tmp")

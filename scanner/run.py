@@ -1,24 +1,40 @@
 """Run the enabled families over the inputs: one walk per filesystem, then the chain.
 
-Content families (today the SBOM's native cataloguers) get their visitors into one
-shared walk of each filesystem input; vulnerabilities then match the SBOM's
-packages and exploits look up the vulnerabilities' CVE ids. A family that fails is
-reported as Failed with its reason; the families after it that need it fail too,
-the others carry on.
+Every content family (the SBOM's native cataloguers, secrets, malware, rootkits,
+misconfigurations, SSH topology) plugs its visitors into ONE shared walk of each
+filesystem input; scanners that are real tools reading the tree themselves
+(clamd, chkrootkit, lynis) run in threads beside that walk. Then vulnerabilities
+match the SBOM's packages and exploits look up the vulnerabilities' CVE ids. A
+family that fails is reported as Failed with its reason; the families after it
+that need it fail too, the others carry on.
 """
 
 import os
+import threading
 from dataclasses import dataclass, field
 
 from scanner import cyclonedx
 from scanner.config import FILESYSTEM_INPUTS, FamilyConfig, Input
 from scanner.exploits import cve_ids_from_vulnerabilities, find_exploits, read_cve_csv
+from scanner.infofinder import SshTopologyScanner
+from scanner.malware import ClamScanner, YaraScanner
+from scanner.misconfigurations import LynisScanner, NativeScanner
+from scanner.rootkits import ChkrootkitScanner
 from scanner.sbom import SbomResult, collect, merge, native_visitors, run_syft
+from scanner.secrets import SecretsScanner
 from scanner.vocabulary import FAMILIES_BY_CONFIG_KEY, now, scanner_status
 from scanner.vulnerabilities.osv import OsvDatabase, match_packages, needed_ecosystems
 from scanner.walker import walk
 
-FAMILY_ORDER = ("sbom", "vulnerabilities", "exploits")
+#: Content families: scanner name -> FamilyScanner class, per family.
+CONTENT_SCANNERS = {
+    "secrets": {"secrets": SecretsScanner},
+    "malware": {"clam": ClamScanner, "yara": YaraScanner},
+    "rootkits": {"chkrootkit": ChkrootkitScanner},
+    "misconfiguration": {"native": NativeScanner, "lynis": LynisScanner},
+    "infofinder": {"sshTopology": SshTopologyScanner},
+}
+CHAIN = ("sbom", "vulnerabilities", "exploits")
 #: How vulnerabilities catalogue packages when no sbom family runs.
 NATIVE_SBOM = FamilyConfig("sbom", ("native",))
 
@@ -59,7 +75,8 @@ def run_scan(families, cli_inputs, events=None, cache_dir=None):
     events = events or Events()
     outcome = Outcome()
     context = _Context(families, list(cli_inputs), events, outcome, cache_dir)
-    for name in FAMILY_ORDER:
+    context.run_content_families()
+    for name in CHAIN:
         if name in families:
             context.run_family(name)
     outcome.ended = now()
@@ -74,19 +91,82 @@ class _Context:
         self.outcome = outcome
         self.cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "vmclarity-scanner")
         self.vulnerabilities = None
-        self.input_bytes = {}  # filesystem input path -> bytes of regular files seen by its walk
+        self.input_bytes = {}    # filesystem input path -> bytes of regular files seen by its walk
+        self.catalogued = {}     # filesystem input path -> SbomResult of the native cataloguers
 
     def inputs(self, name):
         """A family's own inputs, else the command line's."""
         return self.families[name].inputs or self.cli_inputs
 
+    # The shared walk
+
+    def run_content_families(self):
+        """Walk each filesystem input once for every content family (and the SBOM's cataloguers)."""
+        content = [name for name in CONTENT_SCANNERS if name in self.families]
+        for name in content:
+            self.events.family_started(name)
+        found = {name: [] for name in content}
+        stats = {name: [] for name in content}
+        for input_ in self._filesystem_inputs():
+            started = now()
+            scanners = {name: self._scanners(name, input_) for name in content if input_ in self.inputs(name)}
+            self._walk(input_, scanners)
+            for name, built in scanners.items():
+                found[name].append(_finish_all(built))
+                stats[name].append(self._input_stats(input_, started))
+        for name in content:
+            self._report(name, lambda name=name: _content_block(name, found[name]), stats[name])
+
+    def _filesystem_inputs(self):
+        wanted = []
+        for name in list(CONTENT_SCANNERS) + ["sbom"]:
+            if name in self.families:
+                wanted += [i for i in self.inputs(name) if i.type in FILESYSTEM_INPUTS and i not in wanted]
+        return wanted
+
+    def _scanners(self, name, input_):
+        config = self.families[name]
+        classes = CONTENT_SCANNERS[name]
+        return [classes[scanner](input_.path, config.scanner_config(scanner)) for scanner in config.scanners]
+
+    def _walk(self, input_, scanners):
+        """One walk of the input: cataloguers and content scanners, tools running beside it."""
+        watcher = _Watcher(self.events, input_)
+        visitors = [watcher]
+        cataloguers = []
+        if "sbom" in self.families and "native" in self.families["sbom"].scanners \
+                and input_ in self.inputs("sbom"):
+            cataloguers = native_visitors(input_.path)
+        all_scanners = [scanner for built in scanners.values() for scanner in built]
+        for scanner in all_scanners:
+            visitors += scanner.visitors()
+        threads = [_Runner(scanner) for scanner in all_scanners]
+        for thread in threads:
+            thread.start()
+        try:
+            self.outcome.walks.append(walk(input_.path, visitors + cataloguers))
+        except BaseException:  # Cancelled or interrupted: stop the tools now, not when they finish
+            for scanner in all_scanners:
+                getattr(scanner, "cancel", lambda: None)()
+            raise
+        finally:
+            for thread in threads:
+                thread.join()
+        self.input_bytes[input_.path] = watcher.bytes
+        if cataloguers:
+            self.catalogued[input_.path] = collect(cataloguers)
+
+    # The chain
+
     def run_family(self, name):
-        family = FAMILIES_BY_CONFIG_KEY[name]
         self.events.family_started(name)
         stats = []
+        self._report(name, lambda: getattr(self, f"_{name}")(self.families[name], stats), stats)
+
+    def _report(self, name, produce, stats):
+        family = FAMILIES_BY_CONFIG_KEY[name]
         try:
-            results, message = getattr(self, f"_{name}")(self.families[name], stats)
-            block = {"status": scanner_status("Done", message), family.results_key: results}
+            block = produce()
         except Cancelled:
             raise
         except Exception as error:  # noqa: BLE001 - one family's failure is reported, not fatal
@@ -95,15 +175,6 @@ class _Context:
         self.outcome.blocks[family.api_key] = block
         self.outcome.stats[family.api_key] = stats
         self.events.family_finished(name, block, stats)
-
-    def _input_stats(self, input_, started):
-        stats = {"type": input_.type.upper(), "path": input_.path,
-                 "scanTime": {"startTime": started, "endTime": now()}}
-        if input_.path in self.input_bytes:
-            stats["size"] = self.input_bytes[input_.path] // (1024 * 1024)
-        return stats
-
-    # Families
 
     def _sbom(self, config, stats):
         results = []
@@ -118,7 +189,8 @@ class _Context:
         if errors and len(errors) == len(results):
             raise RuntimeError("; ".join(errors))
         self.outcome.sbom = merged
-        return merged.packages, _message(len(merged.packages), "packages", errors, self.outcome.walks)
+        message = _message(len(merged.packages), "packages", errors, self.outcome.walks)
+        return {"status": scanner_status("Done", message), "packages": merged.packages}
 
     def _catalogue(self, config, input_):
         if input_.type == "sbom":
@@ -127,11 +199,9 @@ class _Context:
             raise ValueError(f"sbom cannot read a {input_.type} input ({input_.path})")
         found = []
         if "native" in config.scanners:
-            visitors = native_visitors(input_.path)
-            watcher = _Watcher(self.events, input_)
-            self.outcome.walks.append(walk(input_.path, visitors + [watcher]))
-            self.input_bytes[input_.path] = watcher.bytes
-            found.append(collect(visitors))
+            if input_.path not in self.catalogued:  # not walked yet (vulnerabilities without sbom)
+                self._walk(input_, {})
+            found.append(self.catalogued[input_.path])
         if "syft" in config.scanners:
             options = config.scanner_config("syft")
             found.append(run_syft(input_.path, timeout=int(options.get("timeout", 1800))))
@@ -148,7 +218,8 @@ class _Context:
         else:
             raise ValueError("vulnerabilities: set scanners_config.osv.db_path or .server_url")
         self.vulnerabilities = match_packages(database, packages, distro=distro)
-        return self.vulnerabilities, f"{len(self.vulnerabilities)} vulnerabilities in {len(packages)} packages"
+        message = f"{len(self.vulnerabilities)} vulnerabilities in {len(packages)} packages"
+        return {"status": scanner_status("Done", message), "vulnerabilities": self.vulnerabilities}
 
     def _packages_for(self, config, stats):
         if config.options.get("input_from_sbom", True) and "sbom" in self.families:
@@ -185,7 +256,59 @@ class _Context:
             item["scanTime"]["endTime"] = now()
         if found.errors and not found.exploits:
             raise RuntimeError("; ".join(found.errors[:5]))
-        return found.exploits, _message(len(found.exploits), f"exploits for {len(cve_ids)} CVEs", found.errors, [])
+        message = _message(len(found.exploits), f"exploits for {len(cve_ids)} CVEs", found.errors, [])
+        return {"status": scanner_status("Done", message), "exploits": found.exploits}
+
+    def _input_stats(self, input_, started):
+        stats = {"type": input_.type.upper(), "path": input_.path,
+                 "scanTime": {"startTime": started, "endTime": now()}}
+        if input_.path in self.input_bytes:
+            stats["size"] = self.input_bytes[input_.path] // (1024 * 1024)
+        return stats
+
+
+class _Runner(threading.Thread):
+    """Runs a scanner's own work beside the walk; keeps its exception for finish()."""
+
+    def __init__(self, scanner):
+        super().__init__(name=f"scanner-{scanner.name}", daemon=True)
+        self.scanner = scanner
+        scanner.run_error = None
+
+    def run(self):
+        try:
+            self.scanner.run()
+        except Exception as error:  # noqa: BLE001 - reported as this scanner's error
+            self.scanner.run_error = f"{self.scanner.name}: {type(error).__name__}: {error}"
+
+
+def _finish_all(scanners):
+    """[(scanner name, ScannerResult)] of the scanners of one family on one input."""
+    finished = []
+    for scanner in scanners:
+        result = scanner.finish()
+        if scanner.run_error:
+            result.errors.append(scanner.run_error)
+        finished.append((scanner.name, result))
+    return finished
+
+
+def _content_block(name, per_input):
+    """The API result block of a content family from its scanners' results on every input."""
+    family = FAMILIES_BY_CONFIG_KEY[name]
+    pairs = [pair for finished in per_input for pair in finished]
+    results = [item for _, result in pairs for item in result.results]
+    errors = [error for _, result in pairs for error in result.errors]
+    if pairs and all(result.errors and not result.results for _, result in pairs):
+        raise RuntimeError("; ".join(errors[:5]))
+    notes = [note for _, result in pairs for note in result.notes]
+    message = "; ".join([f"{len(results)} found"] + errors[:5] + notes[:5])
+    block = {"status": scanner_status("Done", message), family.results_key: results}
+    if name == "malware":
+        block["metadata"] = [item for _, result in pairs for item in result.metadata]
+    if name in ("misconfiguration", "infofinder"):
+        block["scanners"] = sorted({scanner for scanner, _ in pairs})
+    return block
 
 
 class _Watcher:

@@ -19,6 +19,10 @@ from app import migrations
 from app.db import database, open_database
 from app.models import ALL_MODELS
 
+# The orchestrator's broker (imported whenever an app loads its extension) uses the
+# local Redis, database 15, never an embedded server in a temporary directory.
+os.environ.setdefault("VMCLARITY_REDIS_URL", "redis://127.0.0.1:6379/15")
+
 ADMIN_TOKEN = "test-admin-token"
 PG_SERVER_URL = os.environ.get("VMCLARITY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 PG_TEST_DB = f"vmclarity_test_{os.getpid()}"
@@ -95,6 +99,7 @@ def app(database_url, tmp_path):
         "DATABASE_URL": database_url,
         "DATA_DIR": str(tmp_path),
         "ADMIN_TOKEN": ADMIN_TOKEN,
+        "EXTENSIONS": (),
     })
 
 

@@ -109,6 +109,7 @@ def live_api(request, tmp_path_factory):
         "DATABASE_URL": database_url_for(request, tmp_path_factory.mktemp("conformance")),
         "DATA_DIR": str(tmp_path_factory.mktemp("conformance-data")),
         "ADMIN_TOKEN": ADMIN_TOKEN,
+        "EXTENSIONS": (),
     })
     tally = {}
     with serving(app) as url:

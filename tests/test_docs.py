@@ -6,11 +6,13 @@ import pytest
 from click.testing import CliRunner
 
 from app import cli, config
+from tasks.scanner_config import SCANNER_SETTINGS
+from tasks.settings import ORCHESTRATOR_SETTINGS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-@pytest.mark.parametrize("name", sorted(config.DEFAULTS))
+@pytest.mark.parametrize("name", sorted({*config.DEFAULTS, *ORCHESTRATOR_SETTINGS, *SCANNER_SETTINGS}))
 def test_every_setting_is_in_the_configuration_table(name):
     assert f"| `{name}` |" in README
 

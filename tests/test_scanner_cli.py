@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import zipfile
+import zlib
 
 import pytest
 import yaml
@@ -294,4 +295,49 @@ def test_progress_is_a_live_line_on_a_terminal(tmp_path, root, config_file):
     assert process.wait(timeout=60) == 0
     os.close(leader)
     assert b"\r\x1b[K" in output
-    assert b"sbom: walking" in output
+    assert f"walking {root}".encode() in output
+
+
+def test_server_mode_reports_a_bad_configuration_as_failed(tmp_path, app, api, live_server, root, config_file):
+    asset_scan_id = ready_asset_scan(api)
+    move(api, asset_scan_id, "Scheduled", "ReadyToScan")
+    result = scanner("scan", "--config", config_file(sbom={"enabled": True, "analyzers_list": ["trivy"]}),
+                     "--input", f"rootfs:{root}", "--state-dir", tmp_path / "state", "--server", f"{live_server}/api",
+                     "--asset-scan-id", asset_scan_id, "--token", scanner_token(app, asset_scan_id))
+    assert result.returncode == 2
+    status = api.get(f"/api/assetScans/{asset_scan_id}").get_json()["status"]
+    assert (status["state"], status["reason"]) == ("Failed", "Error")
+    assert "unknown scanner 'trivy'" in status["message"]
+
+
+def github_token(body):
+    """A token in GitHub's format: 30 base62 characters and their CRC32 in 6 base62 digits."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    value, digits = zlib.crc32(body.encode()), ""
+    for _ in range(6):
+        value, digit = divmod(value, 62)
+        digits = alphabet[digit] + digits
+    return f"ghp_{body}{digits}"
+
+
+def test_content_families_share_one_walk_and_report_in_the_api_schema(tmp_path, root, config_file):
+    token = github_token("Zq3v8Xk2Lm9Pw4Rt7Yb1Nc6Hd5Js0F")
+    (root / "etc/deploy.env").write_text(f"GITHUB_TOKEN={token}\n")
+    (root / "etc/ssh").mkdir()
+    (root / "etc/ssh/sshd_config").write_text("PermitRootLogin yes\n")
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", root / "etc/ssh/ssh_host_ed25519_key"],
+                   check=True)
+    config = config_file(secrets={"enabled": True}, misconfiguration={"enabled": True},
+                         infofinder={"enabled": True})
+    result = scanner("scan", "--config", config, "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state")
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "out/assetscan.json").read_text())
+    assert_valid("AssetScan", document)
+    [secret] = document["secrets"]["secrets"]
+    assert secret["filePath"] == "/etc/deploy.env" and token not in json.dumps(document)
+    assert any(m["location"].startswith("/etc/ssh/sshd_config") and "PermitRootLogin" in m["message"]
+               for m in document["misconfigurations"]["misconfigurations"])
+    assert [i["type"] for i in document["infoFinder"]["infos"]] == ["SSHDaemonKeyFingerprint"]
+    assert len(json.loads((tmp_path / "out/walk-stats.json").read_text())) == 1  # one walk for all
+    assert document["summary"]["totalSecrets"] == 1

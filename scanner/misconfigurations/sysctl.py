@@ -1,0 +1,125 @@
+"""Kernel parameter checks: the values the sysctl configuration sets at boot.
+
+Read like `sysctl --system` and systemd-sysctl: *.conf files of /etc/sysctl.d, /run/sysctl.d,
+/usr/local/lib/sysctl.d, /usr/lib/sysctl.d and /lib/sysctl.d, a name in an earlier directory
+hiding the same name in a later one, applied in name order, then /etc/sysctl.conf; the last
+assignment of a key wins. Only keys the files set are judged: a kernel default is not a
+configuration (and differs between kernels).
+"""
+
+import posixpath
+from dataclasses import dataclass
+
+from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, at, text_lines
+from scanner.walker import WholeFileVisitor
+
+CONF_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
+MAIN_CONF = "/etc/sysctl.conf"
+CATEGORY = "kernel"
+
+
+def _conf(name, family="ipv4"):
+    return [f"net.{family}.conf.all.{name}", f"net.{family}.conf.default.{name}"]
+
+
+def _is(*bad):
+    return lambda value: value in bad
+
+
+def _is_not(*good):
+    return lambda value: value not in good
+
+
+@dataclass(frozen=True)
+class Rule:
+    check: Check
+    keys: tuple
+    bad: object  # value -> bool
+
+
+RULES = [
+    Rule(Check("KERN-001", CATEGORY, MEDIUM, "The machine forwards packets between networks like a router, which "
+               "can bypass network segmentation.", "Set net.ipv4.ip_forward = 0 (and "
+               "net.ipv6.conf.all.forwarding = 0) unless this is a router or container host."),
+         ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"), _is("1")),
+    Rule(Check("KERN-002", CATEGORY, HIGH, "Address space layout randomisation is weakened or off, which makes "
+               "memory corruption exploits reliable.", "Set kernel.randomize_va_space = 2."),
+         ("kernel.randomize_va_space",), _is_not("2")),
+    Rule(Check("KERN-003", CATEGORY, MEDIUM, "ICMP redirects are accepted, so another host on the network can "
+               "reroute this machine's traffic.", "Set the accept_redirects keys to 0."),
+         tuple(_conf("accept_redirects") + _conf("accept_redirects", "ipv6") + _conf("secure_redirects")), _is("1")),
+    Rule(Check("KERN-004", CATEGORY, MEDIUM, "Set-user-ID programs may dump core, leaking privileged memory "
+               "(passwords, keys) to files.", "Set fs.suid_dumpable = 0."), ("fs.suid_dumpable",), _is_not("0")),
+    Rule(Check("KERN-005", CATEGORY, LOW, "Kernel addresses are shown to unprivileged users, which helps kernel "
+               "exploits.", "Set kernel.kptr_restrict = 1 (or 2)."), ("kernel.kptr_restrict",), _is("0")),
+    Rule(Check("KERN-006", CATEGORY, LOW, "Unprivileged users can read the kernel log.",
+               "Set kernel.dmesg_restrict = 1."), ("kernel.dmesg_restrict",), _is("0")),
+    Rule(Check("KERN-007", CATEGORY, LOW, "The machine sends ICMP redirects, which only a router should do.",
+               "Set the send_redirects keys to 0."), tuple(_conf("send_redirects")), _is("1")),
+    Rule(Check("KERN-008", CATEGORY, MEDIUM, "Source-routed packets are accepted, letting a sender choose the "
+               "path back around firewalls.", "Set the accept_source_route keys to 0."),
+         tuple(_conf("accept_source_route") + _conf("accept_source_route", "ipv6")), _is("1")),
+    Rule(Check("KERN-009", CATEGORY, MEDIUM, "TCP SYN cookies are off, so a SYN flood can exhaust connections.",
+               "Set net.ipv4.tcp_syncookies = 1."), ("net.ipv4.tcp_syncookies",), _is("0")),
+    Rule(Check("KERN-010", CATEGORY, LOW, "Any process may trace (and read the memory of) other processes of the "
+               "same user.", "Set kernel.yama.ptrace_scope = 1 or more."), ("kernel.yama.ptrace_scope",), _is("0")),
+    Rule(Check("KERN-011", CATEGORY, MEDIUM, "Link protections are off, re-enabling /tmp symlink and hardlink "
+               "attacks.", "Set fs.protected_symlinks = 1 and fs.protected_hardlinks = 1."),
+         ("fs.protected_symlinks", "fs.protected_hardlinks"), _is("0")),
+    Rule(Check("KERN-012", CATEGORY, MEDIUM, "Unprivileged users may load BPF programs, a frequent kernel exploit "
+               "vector.", "Set kernel.unprivileged_bpf_disabled = 1."), ("kernel.unprivileged_bpf_disabled",),
+         _is("0")),
+    Rule(Check("KERN-013", CATEGORY, LOW, "Reverse path filtering is off, so spoofed source addresses are "
+               "accepted.", "Set the rp_filter keys to 1."), tuple(_conf("rp_filter")), _is("0")),
+]
+RULE_OF_KEY = {key: rule for rule in RULES for key in rule.keys}
+
+
+def is_sysctl_conf(path):
+    directory, name = posixpath.split(path)
+    return path == MAIN_CONF or (directory in CONF_DIRS and name.endswith(".conf"))
+
+
+class SysctlChecks(WholeFileVisitor):
+    name = "misconfigurations:sysctl"
+    max_file_size = 1024**2
+
+    def __init__(self):
+        self.files = {}  # raw in-root path -> (display path, bytes)
+
+    def wants(self, entry):
+        return is_sysctl_conf(entry.path)
+
+    def handle(self, entry, data):
+        self.files[entry.path] = (entry.display_path, data)
+
+    def results(self):
+        effective = {}  # key -> (value, location)
+        for path in self._order():
+            display, data = self.files[path]
+            for number, line in text_lines(data):
+                key, sep, value = line.partition("=")
+                if sep and not line.startswith(";"):
+                    effective[normal_key(key)] = (" ".join(value.split()), at(display, number))
+        findings = []
+        for key, (value, where) in effective.items():
+            rule = RULE_OF_KEY.get(key)
+            if rule is not None and rule.bad(value):
+                findings.append(rule.check.finding(where, f"{key} = {value}"))
+        return findings
+
+    def _order(self):
+        """The files in the order sysctl applies them: by name across directories, /etc/sysctl.conf last."""
+        chosen = {}
+        for directory in reversed(CONF_DIRS):  # an earlier directory overrides a later one's same name
+            for path in self.files:
+                if posixpath.dirname(path) == directory:
+                    chosen[posixpath.basename(path)] = path
+        ordered = [chosen[name] for name in sorted(chosen)]
+        return ordered + ([MAIN_CONF] if MAIN_CONF in self.files else [])
+
+
+def normal_key(key):
+    """'-net/ipv4/ip_forward ' -> 'net.ipv4.ip_forward' (a leading '-' only means 'ignore errors')."""
+    key = key.strip().lstrip("-").strip()
+    return key.replace("/", ".") if "/" in key else key

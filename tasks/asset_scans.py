@@ -1,0 +1,104 @@
+"""The asset scan state machine (anatomy §2.3): provision the scanner, then clean up.
+
+Scheduled -> the provider starts the scanner -> ReadyToScan (the scanner itself
+drives InProgress and Done/Failed). Aborted -> Failed once the abort grace has
+passed. Done/Failed -> findings processing, and cleanup by the delete policy.
+A provider step that is not ready re-enqueues this actor after the delay the
+provider asks for; no worker ever sleeps on a cloud.
+"""
+
+import datetime
+
+import dramatiq
+
+import tasks.broker  # noqa: F401  (sets the broker before any actor is declared)
+from app import auth
+from app.models import ApiToken, Asset, AssetScan
+from tasks.findings import process_findings
+from tasks.locks import Busy, object_lock
+from tasks.objects import Stale, load, now, parse_time, patch, status
+from tasks.providers import FatalError, RetryableError, ScanJob, get_provider
+from tasks.scanner_config import scanner_config, scanner_settings
+from tasks.settings import orchestrator_settings
+
+
+@dramatiq.actor(queue_name="orchestrator", max_retries=20, min_backoff=1000, max_backoff=60_000,
+                time_limit=300_000)
+def reconcile_asset_scan(asset_scan_id):
+    try:
+        with object_lock("asset-scan", asset_scan_id):
+            _reconcile(asset_scan_id)
+    except (Busy, Stale):
+        reconcile_asset_scan.send_with_options(args=(asset_scan_id,), delay=200)
+    except RetryableError as error:
+        reconcile_asset_scan.logger.info("%s: %s; again in %.1fs", asset_scan_id, error, error.after)
+        reconcile_asset_scan.send_with_options(args=(asset_scan_id,), delay=int(error.after * 1000))
+
+
+def _reconcile(asset_scan_id):
+    asset_scan = load(AssetScan, asset_scan_id)
+    if asset_scan is None:
+        return
+    settings = orchestrator_settings()
+    state = asset_scan["status"]["state"]
+    if state == "Scheduled":
+        _provision(asset_scan, settings)
+    elif state == "Aborted":
+        _aborted(asset_scan, settings)
+    elif state in AssetScan.FINISHED_STATES:
+        if not asset_scan.get("findingsProcessed"):
+            process_findings.send(asset_scan_id)
+        _clean_up(asset_scan, settings)
+
+
+def _provision(asset_scan, settings):
+    asset = load(Asset, asset_scan["asset"]["id"])
+    provider = get_provider(settings["provider"], settings)
+    job = ScanJob(
+        asset_scan_id=asset_scan["id"],
+        asset=asset,
+        scanner_config=scanner_config(asset_scan.get("scanFamiliesConfig") or {}, scanner_settings()),
+        api_url=settings["api_url"],
+        token=auth.mint_scanner_token(asset_scan["id"]),
+    )
+    try:
+        provider.run_asset_scan(job)
+    except FatalError as error:
+        patch(AssetScan, asset_scan, {"status": status("Failed", "Error", f"provider: {error}")})
+        return
+    patch(AssetScan, asset_scan, {"status": status("ReadyToScan", "ResourcesReady")})
+
+
+def _aborted(asset_scan, settings):
+    since = parse_time(asset_scan["status"].get("lastTransitionTime")) or now()
+    remaining = since + datetime.timedelta(seconds=settings["abort_timeout"]) - now()
+    if remaining.total_seconds() > 0:
+        raise RetryableError("waiting for the scanner to stop", after=remaining.total_seconds())
+    patch(AssetScan, asset_scan, {"status": status("Failed", "AbortTimedOut", "the scanner did not stop in time")})
+
+
+def _clean_up(asset_scan, settings):
+    if (asset_scan.get("resourceCleanupStatus") or {}).get("state") != "Pending":
+        return
+    policy = settings["delete_policy"]
+    if policy == "never" or (policy == "onsuccess" and asset_scan["status"]["state"] == "Failed"):
+        patch(AssetScan, asset_scan, {"resourceCleanupStatus": status("Skipped", "DeletePolicy")})
+        return
+    try:
+        get_provider(settings["provider"], settings).remove_asset_scan(asset_scan["id"])
+    except FatalError as error:
+        patch(AssetScan, asset_scan, {"resourceCleanupStatus": status("Failed", "ProviderError", str(error))})
+        return
+    ApiToken.delete().where(ApiToken.asset_scan == asset_scan["id"]).execute()
+    patch(AssetScan, asset_scan, {"resourceCleanupStatus": status("Done", "Success")})
+
+
+@dramatiq.actor(queue_name="orchestrator", max_retries=20, min_backoff=1000, max_backoff=60_000,
+                time_limit=120_000)
+def remove_leftover(asset_scan_id):
+    """Remove provider resources whose asset scan no longer exists (deleted, or lost in a crash)."""
+    settings = orchestrator_settings()
+    try:
+        get_provider(settings["provider"], settings).remove_asset_scan(asset_scan_id)
+    except RetryableError as error:
+        remove_leftover.send_with_options(args=(asset_scan_id,), delay=int(error.after * 1000))

@@ -1,0 +1,35 @@
+"""Orchestrator settings, from VMCLARITY_* environment variables with documented defaults."""
+
+import os
+
+#: name -> (default, meaning); README's configuration table lists each.
+ORCHESTRATOR_SETTINGS = {
+    "VMCLARITY_PROVIDER": ("local", "where assets come from and scanners run: `local`"),
+    "VMCLARITY_LOCAL_ASSETS": ("", "local provider: directories and raw disk images to scan, separated by `:`"),
+    "VMCLARITY_API_URL": ("", "the API address scanners report to (default: http://<host>:<port>/api)"),
+    "VMCLARITY_DELETE_POLICY": ("Always", "clean up scanner resources: Always, OnSuccess or Never"),
+    "VMCLARITY_ABORT_TIMEOUT": ("600", "seconds an aborted asset scan waits for its scanner before Failed"),
+    "VMCLARITY_SCAN_TIMEOUT": ("172800", "seconds before a scan without its own timeoutSeconds fails"),
+    "VMCLARITY_MAX_PARALLEL_SCANNERS": ("2", "scanners per scan when the scan config does not say"),
+    "VMCLARITY_SWEEP_INTERVAL": ("30", "seconds between the scheduler's watchdog sweeps"),
+    "VMCLARITY_DISCOVERY_INTERVAL": ("120", "seconds between asset discoveries"),
+}
+
+
+def orchestrator_settings(environ=None):
+    environ = os.environ if environ is None else environ
+    value = {name: environ.get(name, default) for name, (default, _) in ORCHESTRATOR_SETTINGS.items()}
+    host = environ.get("VMCLARITY_HOST", "127.0.0.1")
+    port = environ.get("VMCLARITY_PORT", "8080")
+    return {
+        "provider": value["VMCLARITY_PROVIDER"],
+        "local_assets": [p for p in value["VMCLARITY_LOCAL_ASSETS"].split(":") if p],
+        "api_url": value["VMCLARITY_API_URL"] or f"http://{host}:{port}/api",
+        "delete_policy": value["VMCLARITY_DELETE_POLICY"].lower(),
+        "abort_timeout": float(value["VMCLARITY_ABORT_TIMEOUT"]),
+        "scan_timeout": float(value["VMCLARITY_SCAN_TIMEOUT"]),
+        "max_parallel_scanners": int(value["VMCLARITY_MAX_PARALLEL_SCANNERS"]),
+        "sweep_interval": float(value["VMCLARITY_SWEEP_INTERVAL"]),
+        "discovery_interval": float(value["VMCLARITY_DISCOVERY_INTERVAL"]),
+        "data_dir": environ.get("VMCLARITY_DATA_DIR") or os.path.expanduser("~/.local/share/vmclarity"),
+    }

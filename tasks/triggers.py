@@ -1,0 +1,74 @@
+"""What a committed change sets in motion: the orchestrator's side of app.signals.
+
+Loaded into every process that writes (the web app through the
+`vmclarity.extensions` entry point, workers through `tasks`), so a state change
+enqueues the next step at once, after the commit.
+"""
+
+from app.signals import document_changed
+from tasks.asset_scans import reconcile_asset_scan
+from tasks.estimations import reconcile_asset_scan_estimation, reconcile_scan_estimation
+from tasks.scan_configs import reconcile_scan_config
+from tasks.scans import reconcile_scan
+
+
+def init_app(app):
+    document_changed.connect(on_change, weak=False)
+
+
+def disconnect():
+    """Stop reacting to changes (tests that share a process with other apps)."""
+    document_changed.disconnect(on_change)
+
+
+def on_change(schema_name, object_id, document, previous):
+    if document is None:
+        return
+    handler = HANDLERS.get(schema_name)
+    if handler:
+        handler(object_id, document, previous or {})
+
+
+def _scan_config(object_id, document, previous):
+    if previous.get("scheduled") != document.get("scheduled") or previous.get("disabled") != document.get(
+            "disabled"):
+        reconcile_scan_config.send(object_id)
+
+
+def _scan(object_id, document, previous):
+    if _state(previous) != _state(document):
+        reconcile_scan.send(object_id)
+
+
+def _asset_scan(object_id, document, previous):
+    cleanup = (previous.get("resourceCleanupStatus") or {}).get("state"), (
+        document.get("resourceCleanupStatus") or {}).get("state")
+    if _state(previous) != _state(document) or cleanup[0] != cleanup[1]:
+        reconcile_asset_scan.send(object_id)
+        if document.get("scan"):
+            reconcile_scan.send(document["scan"]["id"])
+
+
+def _scan_estimation(object_id, document, previous):
+    if _state(previous) != _state(document):
+        reconcile_scan_estimation.send(object_id)
+
+
+def _asset_scan_estimation(object_id, document, previous):
+    if _state(previous) != _state(document):
+        reconcile_asset_scan_estimation.send(object_id)
+        if document.get("scanEstimation"):
+            reconcile_scan_estimation.send(document["scanEstimation"]["id"])
+
+
+def _state(document):
+    return (document.get("status") or {}).get("state")
+
+
+HANDLERS = {
+    "ScanConfig": _scan_config,
+    "Scan": _scan,
+    "AssetScan": _asset_scan,
+    "ScanEstimation": _scan_estimation,
+    "AssetScanEstimation": _asset_scan_estimation,
+}

@@ -1,0 +1,220 @@
+"""The orchestrator end to end on the local provider, with real Redis and a real worker.
+
+The API is served over HTTP for the scanner processes the local provider starts;
+the Dramatiq worker runs in this process on the same database.
+"""
+
+import json
+import os
+import shutil
+import time
+import zipfile
+
+import dramatiq
+import pytest
+from dramatiq import Worker
+
+import tasks
+from app import create_app
+from conftest import ADMIN_TOKEN, AuthedClient, serving
+from tasks import triggers
+
+CVE = "CVE-2099-0002"
+OSV_RECORD = {
+    "id": "PYSEC-2099-2", "aliases": [CVE], "modified": "2099-01-01T00:00:00Z",
+    "summary": "Test vulnerability",
+    "affected": [{"package": {"ecosystem": "PyPI", "name": "vmclarity-demo"},
+                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}]}],
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+}
+FAMILIES = {"sbom": {"enabled": True, "analyzers": ["native"]},
+            "vulnerabilities": {"enabled": True, "scanners": ["osv"]}}
+
+
+def plant(root, name, version):
+    folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return folder
+
+
+@pytest.fixture
+def roots(tmp_path):
+    roots = []
+    for index in range(3):
+        root = tmp_path / f"machine{index}"
+        (root / "etc").mkdir(parents=True)
+        (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+        plant(root, "vmclarity-safe", "2.0")
+        roots.append(root)
+    plant(roots[0], "vmclarity-demo", "1.0")
+    return roots
+
+
+@pytest.fixture
+def orchestrator(database_url, tmp_path, roots, monkeypatch):
+    """The app with the orchestrator hooked in, served over HTTP, and a worker consuming."""
+    osv = tmp_path / "osv"
+    (osv / "PyPI").mkdir(parents=True)
+    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
+        archive.writestr("record.json", json.dumps(OSV_RECORD))
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path),
+                      "ADMIN_TOKEN": ADMIN_TOKEN, "EXTENSIONS": ("orchestrator",)})
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    with serving(app) as url:
+        monkeypatch.setenv("VMCLARITY_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("VMCLARITY_API_URL", f"{url}/api")
+        monkeypatch.setenv("VMCLARITY_LOCAL_ASSETS", ":".join(str(root) for root in roots))
+        monkeypatch.setenv("VMCLARITY_SCANNER_OSV_DB_PATH", str(osv))
+        monkeypatch.setenv("VMCLARITY_ABORT_TIMEOUT", "30")
+        worker = Worker(broker, worker_threads=4, worker_timeout=100)
+        worker.start()
+        try:
+            yield AuthedClient(app.test_client(), ADMIN_TOKEN)
+        finally:
+            worker.stop()
+            broker.flush_all()
+            triggers.disconnect()
+
+
+def discover(api):
+    tasks.discover_assets.fn()
+    return {a["assetInfo"]["dirName"]: a for a in api.get("/api/assets").get_json()["items"]}
+
+
+def scan_config(api, scope, **template):
+    body = {"name": f"config-{time.monotonic_ns()}",
+            "scheduled": {"operationTime": "2000-01-01T00:00:00Z"},
+            "scanTemplate": {"scope": scope, "maxParallelScanners": template.pop("maxParallelScanners", 2),
+                             "assetScanTemplate": {"scanFamiliesConfig": template.pop("families", FAMILIES)},
+                             **template}}
+    response = api.post("/api/scanConfigs", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def wait_for_scan(api, config_id, done=("Done", "Failed"), timeout=90, watch=None, after=None):
+    """The config's newest scan (other than `after`) once it reaches a state in `done`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        scans = api.get(f"/api/scans?$filter=scanConfig/id eq '{config_id}'&$orderby=startTime desc").get_json()
+        if watch:
+            watch()
+        newest = scans["items"][0] if scans["items"] else None
+        if newest and newest["id"] != after and newest["status"]["state"] in done:
+            return newest
+        time.sleep(0.2)
+    raise AssertionError(f"no scan of {config_id} reached {done} in {timeout}s: {scans}")
+
+
+def start_now(api, config):
+    current = api.get(f"/api/scanConfigs/{config['id']}").get_json()
+    response = api.patch(f"/api/scanConfigs/{config['id']}", json={
+        "disabled": False, "scheduled": {"operationTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}},
+        headers={"If-Match": str(current["revision"])})
+    assert response.status_code == 200, response.get_json()
+
+
+def test_scan_finds_planted_findings_then_invalidates_a_removed_one(orchestrator, roots):
+    api = orchestrator
+    assets = discover(api)
+    config = scan_config(api, f"assetInfo/dirName eq '{roots[0]}'")
+    scan = wait_for_scan(api, config["id"])
+    assert (scan["status"]["state"], scan["status"]["reason"]) == ("Done", "Success"), scan
+    assert scan["status"]["message"] == "1 succeeded, 0 failed out of 1 total asset scans"
+    assert scan["summary"]["totalVulnerabilities"]["totalCriticalVulnerabilities"] == 1
+
+    asset_id = assets[str(roots[0])]["id"]
+    wait_until(lambda: api.get(f"/api/assetScans?$filter=scan/id eq '{scan['id']}'").get_json()["items"][0]
+               .get("findingsProcessed"))
+    vulnerable = api.get(f"/api/assetFindings?$filter=asset/id eq '{asset_id}' and "
+                         f"finding/findingInfo/objectType eq 'Vulnerability'&$expand=finding").get_json()["items"]
+    assert [f["finding"]["findingInfo"]["vulnerabilityName"] for f in vulnerable] == [CVE]
+    assert "invalidatedOn" not in vulnerable[0]
+
+    shutil.rmtree(next((roots[0] / "usr/lib/python3/dist-packages").glob("vmclarity_demo-*")))
+    start_now(api, config)
+    second = wait_for_scan(api, config["id"], after=scan["id"])
+    assert second["status"]["state"] == "Done"
+    wait_until(lambda: "invalidatedOn" in api.get(f"/api/assetFindings/{vulnerable[0]['id']}").get_json())
+    packages = api.get(f"/api/assetFindings?$filter=asset/id eq '{asset_id}' and "
+                       "finding/findingInfo/objectType eq 'Package' and invalidatedOn eq null"
+                       "&$expand=finding").get_json()["items"]
+    assert [p["finding"]["findingInfo"]["name"] for p in packages] == ["vmclarity-safe"]
+    assert_no_scanners_left(api)
+
+
+def test_scope_matching_nothing_is_done_with_nothing_to_scan(orchestrator):
+    api = orchestrator
+    discover(api)
+    scan = wait_for_scan(api, scan_config(api, "assetInfo/dirName eq '/nowhere'")["id"])
+    assert (scan["status"]["state"], scan["status"]["reason"]) == ("Done", "NothingToScan")
+
+
+def test_max_parallel_scanners_is_respected(orchestrator, roots):
+    api = orchestrator
+    discover(api)
+    config = scan_config(api, "assetInfo/objectType eq 'DirInfo'", maxParallelScanners=1)
+    peak = []
+
+    def watch():
+        items = api.get("/api/assetScans?$filter=status/state eq 'Scheduled' or status/state eq 'ReadyToScan' "
+                        "or status/state eq 'InProgress'&$count=true").get_json()
+        peak.append(items["count"])
+
+    scan = wait_for_scan(api, config["id"], watch=watch, timeout=120)
+    assert scan["status"]["state"] == "Done", scan
+    assert scan["status"]["message"] == "3 succeeded, 0 failed out of 3 total asset scans"
+    assert max(peak) == 1
+
+
+def test_abort_fails_the_scan_with_cancellation(orchestrator, roots):
+    api = orchestrator
+    discover(api)
+    config = scan_config(api, "assetInfo/objectType eq 'DirInfo'", maxParallelScanners=1)
+    running = wait_for_scan(api, config["id"], done=("InProgress",))
+    response = api.patch(f"/api/scans/{running['id']}", json={"status": {
+        "state": "Aborted", "reason": "Cancellation", "lastTransitionTime": "2099-01-01T00:00:00Z"}})
+    assert response.status_code == 200, response.get_json()
+    scan = wait_for_scan(api, config["id"])
+    assert (scan["status"]["state"], scan["status"]["reason"]) == ("Failed", "Cancellation")
+    wait_until(lambda: all(a["status"]["state"] == "Failed" and a["resourceCleanupStatus"]["state"] == "Done"
+                           for a in api.get(f"/api/assetScans?$filter=scan/id eq '{scan['id']}'")
+                           .get_json()["items"]), timeout=60)
+    assert_no_scanners_left(api)
+
+
+def test_short_timeout_fails_the_scan_with_timeout(orchestrator, roots):
+    api = orchestrator
+    discover(api)
+    config = scan_config(api, "assetInfo/objectType eq 'DirInfo'", maxParallelScanners=1, timeoutSeconds=1)
+    scan = wait_for_scan(api, config["id"])
+    assert (scan["status"]["state"], scan["status"]["reason"]) == ("Failed", "Timeout")
+
+
+def wait_until(condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def assert_no_scanners_left(api):
+    """Every asset scan cleaned up, and no scanner process of any of them alive."""
+    asset_scans = api.get("/api/assetScans").get_json()["items"]
+    wait_until(lambda: all(a["resourceCleanupStatus"]["state"] in ("Done", "Skipped")
+                           for a in api.get("/api/assetScans").get_json()["items"]))
+    ours = {f"VMCLARITY_LOCAL_ASSET_SCAN={a['id']}".encode() for a in asset_scans}
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = set(handle.read().split(b"\0"))
+        except OSError:
+            continue
+        if environ & ours:
+            leftovers.append(pid)
+    assert not leftovers

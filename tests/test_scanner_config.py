@@ -1,0 +1,150 @@
+"""tasks.scanner_config: the scanner's .families.yaml from a scan template and VMCLARITY_SCANNER_* settings."""
+
+import pytest
+import yaml
+
+from scanner import config as scan_config
+from scanner.config import ConfigError
+from tasks.scanner_config import SCANNER_SETTINGS, scanner_config, scanner_settings
+
+LOCAL = {"osv_db_path": "/data/osv", "exploitdb_csv_path": "/data/files_exploits.csv"}
+HELPERS = {"vulndb_url": "http://vulndb:8081", "exploitdb_url": "http://exploitdb:1326"}
+
+
+def parsed(document):
+    """What the scanner makes of the document, after a YAML round trip."""
+    return scan_config.parse(yaml.safe_load(yaml.safe_dump(document)))
+
+
+def test_the_original_default_families_become_ours():
+    # What the original UI sends for a new scan config.
+    families = {
+        "sbom": {"enabled": True, "analyzers": ["syft", "trivy"]},
+        "vulnerabilities": {"enabled": True, "scanners": ["grype", "trivy"]},
+        "exploits": {"enabled": True, "scanners": ["exploitdb"]},
+        "secrets": {"enabled": False, "scanners": ["gitleaks"]},
+    }
+    document = scanner_config(families, LOCAL)
+    assert document == {
+        "sbom": {"enabled": True, "analyzers_list": ["syft", "native"]},
+        "vulnerabilities": {"enabled": True, "scanners_list": ["osv"], "input_from_sbom": True,
+                            "scanners_config": {"osv": {"db_path": "/data/osv"}}},
+        "exploits": {"enabled": True, "scanners_list": ["exploitdb"], "input_from_vuln": True,
+                     "scanners_config": {"exploit_db": {"csv_path": "/data/files_exploits.csv"}}},
+    }
+    families = parsed(document)
+    assert families["sbom"].scanners == ("syft", "native")
+    assert families["vulnerabilities"].scanner_config("osv") == {"db_path": "/data/osv"}
+    assert families["vulnerabilities"].options == {"input_from_sbom": True}
+    assert families["exploits"].options == {"input_from_vuln": True}
+
+
+def test_empty_scanner_lists_mean_our_defaults():
+    document = scanner_config({"sbom": {"enabled": True}, "vulnerabilities": {"enabled": True, "scanners": []},
+                               "exploits": {"enabled": True, "scanners": None}}, HELPERS)
+    families = parsed(document)
+    assert families["sbom"].scanners == ("native",)
+    assert families["vulnerabilities"].scanners == ("osv",)
+    assert families["exploits"].scanners == ("exploitdb",)
+
+
+def test_helper_addresses_and_local_data_go_where_the_scanner_reads_them():
+    document = scanner_config({"vulnerabilities": {"enabled": True}, "exploits": {"enabled": True}},
+                              {**LOCAL, **HELPERS})
+    assert document["vulnerabilities"]["scanners_config"] == {
+        "osv": {"db_path": "/data/osv", "server_url": "http://vulndb:8081"}}
+    assert document["exploits"]["scanners_config"] == {
+        "exploit_db": {"base_url": "http://exploitdb:1326", "csv_path": "/data/files_exploits.csv"}}
+    parsed(document)
+
+
+def test_a_family_without_its_data_still_goes_in():
+    # The scanner then reports it Failed, naming the missing setting.
+    document = scanner_config({"vulnerabilities": {"enabled": True}, "exploits": {"enabled": True}},
+                              scanner_settings({}))
+    assert document["vulnerabilities"]["scanners_config"] == {"osv": {}}
+    assert document["exploits"]["scanners_config"] == {"exploit_db": {}}
+    assert set(parsed(document)) == {"vulnerabilities", "exploits"}
+
+
+def test_disabled_and_missing_families_are_left_out():
+    assert scanner_config({}, LOCAL) == {}
+    assert scanner_config(None, LOCAL) == {}
+    assert scanner_config({"sbom": {"enabled": False}, "malware": None, "rootkits": {}}, LOCAL) == {}
+
+
+def test_families_of_part_two_use_their_config_keys_and_settings():
+    families = {
+        "secrets": {"enabled": True, "scanners": ["gitleaks"]},
+        "malware": {"enabled": True, "scanners": [], "yara_directories_to_scan": ["/home", "/tmp"]},
+        "rootkits": {"enabled": True, "scanners": ["chkrootkit"]},
+        "misconfigurations": {"enabled": True, "scanners": ["lynis"]},
+        "infoFinder": {"enabled": True, "scanners": ["sshTopology"]},
+    }
+    settings = scanner_settings({
+        "VMCLARITY_SCANNER_FRESHCLAM_MIRROR_URL": "http://freshclam:80/clamav",
+        "VMCLARITY_SCANNER_YARA_RULES_URL": "http://yara:8080/",
+        "VMCLARITY_SCANNER_CLAM_DATABASE_DIR": "/var/lib/clamav",
+        "VMCLARITY_SCANNER_YARA_RULE_PATHS": "/rules/a.yar::/rules/more",
+    })
+    document = scanner_config(families, settings)
+    assert document == {
+        "secrets": {"enabled": True, "scanners_list": ["secrets"]},
+        "malware": {"enabled": True, "scanners_list": ["clam", "yara"], "scanners_config": {
+            "clam": {"database_dir": "/var/lib/clamav", "freshclam_mirror_url": "http://freshclam:80/clamav"},
+            "yara": {"rule_paths": ["/rules/a.yar", "/rules/more"], "compiled_rule_url": "http://yara:8080/",
+                     "directories_to_scan": ["/home", "/tmp"]},
+        }},
+        "rootkits": {"enabled": True, "scanners_list": ["chkrootkit"]},
+        "misconfiguration": {"enabled": True, "scanners_list": ["lynis"]},
+        "infofinder": {"enabled": True, "scanners_list": ["sshTopology"]},
+    }
+    # No list at all: the scanner picks its own default there (lynis is opt-in).
+    assert "scanners_list" not in scanner_config({"misconfigurations": {"enabled": True}}, settings)[
+        "misconfiguration"]
+    # Every family key, scanner name and setting is one the scanner accepts; only a family
+    # it cannot run yet may be refused, and then it says so.
+    for key in document:
+        try:
+            parsed({key: document[key]})
+        except ConfigError as error:
+            assert f"{key}: this scanner does not provide the {key} family yet" in str(error)
+
+
+def test_unknown_scanner_names_reach_the_scanner_which_names_its_own():
+    document = scanner_config({"sbom": {"enabled": True, "analyzers": ["native", "cyclonedx-gomod"]}}, {})
+    assert document["sbom"]["analyzers_list"] == ["native", "cyclonedx-gomod"]
+    with pytest.raises(ConfigError, match="unknown scanner 'cyclonedx-gomod'.*available: native, syft"):
+        parsed(document)
+
+
+def test_each_name_appears_once_in_its_order():
+    document = scanner_config({"sbom": {"enabled": True, "analyzers": ["trivy", "windows", "syft", "gomod"]},
+                               "vulnerabilities": {"enabled": True, "scanners": ["trivy", "grype", "osv"]}}, {})
+    assert document["sbom"]["analyzers_list"] == ["native", "syft"]
+    assert document["vulnerabilities"]["scanners_list"] == ["osv"]
+
+
+def test_plugins_keep_the_original_keys():
+    plugins = {"enabled": True, "scanners_list": ["kics"], "binary_mode": True,
+               "scanners_config": {"kics": {"image_name": "ghcr.io/x/kics:1", "config": "{}"}}}
+    assert scanner_config({"plugins": plugins}, {}) == {"plugins": plugins}
+
+
+def test_settings_from_the_environment():
+    assert scanner_settings({}) == {
+        "vulndb_url": "", "exploitdb_url": "", "freshclam_mirror_url": "", "yara_rules_url": "",
+        "osv_db_path": "", "exploitdb_csv_path": "", "clam_database_dir": "", "yara_rule_paths": [],
+    }
+    settings = scanner_settings({"VMCLARITY_SCANNER_VULNDB_URL": "http://v:1", "VMCLARITY_SCANNER_OSV_DB_PATH": "/o",
+                                 "VMCLARITY_OTHER": "x"})
+    assert (settings["vulndb_url"], settings["osv_db_path"]) == ("http://v:1", "/o")
+    assert all(name.startswith("VMCLARITY_SCANNER_") and len(value) == 2 and value[1]
+               for name, value in SCANNER_SETTINGS.items())
+    assert len(SCANNER_SETTINGS) == 8
+
+
+def test_a_yara_rule_path_string_is_split_too():
+    document = scanner_config({"malware": {"enabled": True}}, {"yara_rule_paths": "/a:/b"})
+    assert document["malware"]["scanners_config"]["yara"] == {"rule_paths": ["/a", "/b"]}
+    assert document["malware"]["scanners_config"]["clam"] == {}
