@@ -19,8 +19,10 @@ def create_app(test_config=None):
     db.init_app(app)
 
     from app.api import bp as api_bp
+    from app.ui_api import bp as ui_api_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(ui_api_bp)
     _load_extensions(app)
     return app
 
