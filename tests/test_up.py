@@ -33,8 +33,8 @@ def wait_for(probe, timeout):
             result = probe()
             if result:
                 return result
-        except OSError:
-            pass
+        except OSError as error:  # not up yet; an HTTP error holds a response to close
+            getattr(error, "close", lambda: None)()
         time.sleep(0.5)
     pytest.fail("timed out")
 
