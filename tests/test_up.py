@@ -39,6 +39,10 @@ def wait_for(probe, timeout):
     pytest.fail("timed out")
 
 
+# While `up` boots, a refused or reset connection can leave urllib's socket to the
+# garbage collector; this test is about processes, so that is not a failure here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_up_runs_a_scan_and_stops_everything_on_sigterm(tmp_path):
     site = tmp_path / "www/usr/lib/python3/dist-packages/demo_pkg-1.0.dist-info"
     site.mkdir(parents=True)
