@@ -15,8 +15,8 @@ import tasks.broker  # noqa: F401  (sets the broker before any actor is declared
 from app import auth
 from app.models import ApiToken, Asset, AssetScan
 from tasks.findings import process_findings
-from tasks.locks import Busy, object_lock
-from tasks.objects import Stale, load, now, parse_time, patch, status
+from tasks.locks import run_step
+from tasks.objects import load, now, parse_time, patch, status
 from tasks.providers import FatalError, RetryableError, ScanJob, get_provider
 from tasks.scanner_config import scanner_config, scanner_settings
 from tasks.settings import orchestrator_settings
@@ -25,14 +25,7 @@ from tasks.settings import orchestrator_settings
 @dramatiq.actor(queue_name="orchestrator", max_retries=20, min_backoff=1000, max_backoff=60_000,
                 time_limit=300_000)
 def reconcile_asset_scan(asset_scan_id):
-    try:
-        with object_lock("asset-scan", asset_scan_id):
-            _reconcile(asset_scan_id)
-    except (Busy, Stale):
-        reconcile_asset_scan.send_with_options(args=(asset_scan_id,), delay=200)
-    except RetryableError as error:
-        reconcile_asset_scan.logger.info("%s: %s; again in %.1fs", asset_scan_id, error, error.after)
-        reconcile_asset_scan.send_with_options(args=(asset_scan_id,), delay=int(error.after * 1000))
+    run_step(reconcile_asset_scan, "asset-scan", asset_scan_id, _reconcile)
 
 
 def _reconcile(asset_scan_id):

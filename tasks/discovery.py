@@ -50,7 +50,8 @@ def _upsert(asset_info, kind, seen_at):
 def _terminate_missing(kind, seen, seen_at):
     discovered = odata.filter_expression(
         Asset, f"terminatedOn eq null and annotations/any(a: a/key eq '{DISCOVERED_BY}' and a/value eq '{kind}')")
-    for row in Asset.select().where(discovered & Asset.id.not_in(list(seen) or [""])):
+    # Materialized first: SQLite refuses a write while a read of the same connection is open.
+    for row in list(Asset.select().where(discovered & Asset.id.not_in(list(seen) or [""]))):
         try:
             patch(Asset, row.data, {"terminatedOn": seen_at})
         except Stale:

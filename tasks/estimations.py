@@ -20,8 +20,8 @@ from app import odata, store
 from app.errors import NotFound
 from app.models import Asset, AssetScan, AssetScanEstimation, ScanEstimation
 from app.resources import RESOURCES_BY_MODEL
-from tasks.locks import Busy, object_lock
-from tasks.objects import Stale, create, load, now, parse_time, patch, status, timestamp
+from tasks.locks import run_step
+from tasks.objects import create, load, now, parse_time, patch, status, timestamp
 from tasks.providers import ProviderError, RetryableError, get_provider
 from tasks.settings import orchestrator_settings
 
@@ -35,24 +35,14 @@ FINISHED_STATES = ("Done", "Failed")
 @dramatiq.actor(queue_name="orchestrator", max_retries=20, min_backoff=500, max_backoff=30_000,
                 time_limit=120_000)
 def reconcile_scan_estimation(scan_estimation_id):
-    try:
-        with object_lock("scan-estimation", scan_estimation_id):
-            _reconcile_scan_estimation(scan_estimation_id)
-    except (Busy, Stale):
-        reconcile_scan_estimation.send_with_options(args=(scan_estimation_id,), delay=200)
+    run_step(reconcile_scan_estimation, "scan-estimation", scan_estimation_id, _reconcile_scan_estimation)
 
 
 @dramatiq.actor(queue_name="orchestrator", max_retries=20, min_backoff=1000, max_backoff=60_000,
                 time_limit=120_000)
 def reconcile_asset_scan_estimation(asset_scan_estimation_id):
-    try:
-        with object_lock("asset-scan-estimation", asset_scan_estimation_id):
-            _reconcile_asset_scan_estimation(asset_scan_estimation_id)
-    except (Busy, Stale):
-        reconcile_asset_scan_estimation.send_with_options(args=(asset_scan_estimation_id,), delay=200)
-    except RetryableError as error:
-        reconcile_asset_scan_estimation.send_with_options(args=(asset_scan_estimation_id,),
-                                                          delay=int(error.after * 1000))
+    run_step(reconcile_asset_scan_estimation, "asset-scan-estimation", asset_scan_estimation_id,
+             _reconcile_asset_scan_estimation)
 
 
 def sweep_queries():

@@ -13,8 +13,8 @@ import dramatiq
 import tasks.broker  # noqa: F401  (sets the broker before any actor is declared)
 from app import odata
 from app.models import Asset, AssetScan, Scan
-from tasks.locks import Busy, object_lock
-from tasks.objects import Stale, create, load, now, parse_time, patch, status, timestamp
+from tasks.locks import run_step
+from tasks.objects import create, load, now, parse_time, patch, status, timestamp
 from tasks.scan_configs import empty_summary
 from tasks.settings import orchestrator_settings
 from scanner.vocabulary import FAMILIES, VULNERABILITY_SEVERITIES
@@ -25,11 +25,7 @@ UNFINISHED_ASSET_SCAN_STATES = ("Pending", "Scheduled", "ReadyToScan", "InProgre
 @dramatiq.actor(queue_name="orchestrator", max_retries=20, min_backoff=500, max_backoff=30_000,
                 time_limit=300_000)
 def reconcile_scan(scan_id):
-    try:
-        with object_lock("scan", scan_id):
-            _reconcile(scan_id)
-    except (Busy, Stale):
-        reconcile_scan.send_with_options(args=(scan_id,), delay=200)
+    run_step(reconcile_scan, "scan", scan_id, _reconcile)
 
 
 def _reconcile(scan_id):
@@ -110,7 +106,8 @@ def _fill_slots(scan, counts, settings):
     """Start pending asset scans while fewer than maxParallelScanners are running."""
     limit = scan.get("maxParallelScanners") or settings["max_parallel_scanners"]
     running = sum(counts.get(state, 0) for state in AssetScan.ACTIVE_STATES)
-    for row in AssetScan.next_pending(scan["id"], max(0, limit - running)):
+    # Materialized first: SQLite refuses a write while a read of the same connection is open.
+    for row in list(AssetScan.next_pending(scan["id"], max(0, limit - running))):
         patch(AssetScan, row.data, {"status": status("Scheduled", "Provisioning")})
 
 
@@ -120,7 +117,7 @@ def _aborted(scan, settings):
 
 
 def _abort_asset_scans(scan_id):
-    for row in AssetScan.of_scan(scan_id).where(AssetScan.state.in_(UNFINISHED_ASSET_SCAN_STATES)):
+    for row in list(AssetScan.of_scan(scan_id).where(AssetScan.state.in_(UNFINISHED_ASSET_SCAN_STATES))):
         aborted = patch(AssetScan, row.data, {"status": status("Aborted", "Cancellation")})
         if row.state == "Pending":
             # Nothing was started for it: no scanner will report, so end it now.

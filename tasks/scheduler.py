@@ -8,13 +8,14 @@ killed worker or a restarted Redis are thereby sent again; the actors are
 idempotent, so a duplicate does no harm.
 """
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 
 import dramatiq
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from app import odata
 from app.db import database
@@ -52,9 +53,12 @@ _WORK = (
     (ScanConfig, "(disabled eq null or disabled eq false) and scheduled/operationTime le {now}",
      reconcile_scan_config),
     (Scan, "status/state ne 'Done' and status/state ne 'Failed'", reconcile_scan),
-    (AssetScan, "(status/state ne 'Done' and status/state ne 'Failed' and status/state ne 'ReadyToScan' "
-                "and status/state ne 'InProgress') or findingsProcessed ne true "
-                "or resourceCleanupStatus/state eq 'Pending'", reconcile_asset_scan),
+    # Asset scans the orchestrator owes a step: provisioning or aborting, or finished but not
+    # yet processed or cleaned up. Ready and running ones are the scanner's to move.
+    (AssetScan, "status/state eq 'Pending' or status/state eq 'Scheduled' or status/state eq 'Aborted' "
+                "or ((status/state eq 'Done' or status/state eq 'Failed') "
+                "and (findingsProcessed ne true or resourceCleanupStatus/state eq 'Pending'))",
+     reconcile_asset_scan),
 ) + estimation_sweep_queries()
 
 
@@ -67,10 +71,13 @@ def run(stop=None, settings=None):
     lock = dramatiq.get_broker().client.lock(LOCK_NAME, timeout=ttl)
     next_discovery = 0.0
     while not stop.is_set():
-        if _hold(lock, ttl):
-            next_discovery = _tick(settings, next_discovery)
+        try:
+            if _hold(lock, ttl):
+                next_discovery = _tick(settings, next_discovery)
+        except RedisError as error:  # Redis away: try again next tick, the sweep re-drives what was lost
+            log.warning("Redis unavailable: %s", error)
         stop.wait(interval)
-    if lock.owned():
+    with contextlib.suppress(LockError, RedisError):
         lock.release()
 
 

@@ -2,6 +2,8 @@
 
 import os
 
+from app import config
+
 #: name -> (default, meaning); README's configuration table lists each.
 ORCHESTRATOR_SETTINGS = {
     "VMCLARITY_PROVIDER": ("local", "where assets come from and scanners run: `local`"),
@@ -19,17 +21,16 @@ ORCHESTRATOR_SETTINGS = {
 def orchestrator_settings(environ=None):
     environ = os.environ if environ is None else environ
     value = {name: environ.get(name, default) for name, (default, _) in ORCHESTRATOR_SETTINGS.items()}
-    host = environ.get("VMCLARITY_HOST", "127.0.0.1")
-    port = environ.get("VMCLARITY_PORT", "8080")
+    app_settings = config.from_environment(environ)
     return {
         "provider": value["VMCLARITY_PROVIDER"],
         "local_assets": [p for p in value["VMCLARITY_LOCAL_ASSETS"].split(":") if p],
-        "api_url": value["VMCLARITY_API_URL"] or f"http://{host}:{port}/api",
+        "api_url": value["VMCLARITY_API_URL"] or f"http://{app_settings['HOST']}:{app_settings['PORT']}/api",
         "delete_policy": value["VMCLARITY_DELETE_POLICY"].lower(),
         "abort_timeout": float(value["VMCLARITY_ABORT_TIMEOUT"]),
         "scan_timeout": float(value["VMCLARITY_SCAN_TIMEOUT"]),
         "max_parallel_scanners": int(value["VMCLARITY_MAX_PARALLEL_SCANNERS"]),
         "sweep_interval": float(value["VMCLARITY_SWEEP_INTERVAL"]),
         "discovery_interval": float(value["VMCLARITY_DISCOVERY_INTERVAL"]),
-        "data_dir": environ.get("VMCLARITY_DATA_DIR") or os.path.expanduser("~/.local/share/vmclarity"),
+        "data_dir": app_settings["DATA_DIR"],
     }

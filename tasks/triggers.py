@@ -5,11 +5,19 @@ Loaded into every process that writes (the web app through the
 enqueues the next step at once, after the commit.
 """
 
+import logging
+
+from dramatiq.errors import BrokerConnectionError
+from redis.exceptions import RedisError
+
+from app.models import AssetScan
 from app.signals import document_changed
 from tasks.asset_scans import reconcile_asset_scan
 from tasks.estimations import reconcile_asset_scan_estimation, reconcile_scan_estimation
 from tasks.scan_configs import reconcile_scan_config
 from tasks.scans import reconcile_scan
+
+log = logging.getLogger(__name__)
 
 
 def init_app(app):
@@ -22,11 +30,14 @@ def disconnect():
 
 
 def on_change(schema_name, object_id, document, previous):
-    if document is None:
-        return
     handler = HANDLERS.get(schema_name)
-    if handler:
+    if document is None or handler is None:
+        return
+    try:
         handler(object_id, document, previous or {})
+    except (BrokerConnectionError, RedisError) as error:
+        # The change is committed; the scheduler's sweep sends what could not be sent now.
+        log.warning("could not enqueue the next step for %s %s: %s", schema_name, object_id, error)
 
 
 def _scan_config(object_id, document, previous):
@@ -45,8 +56,11 @@ def _asset_scan(object_id, document, previous):
         document.get("resourceCleanupStatus") or {}).get("state")
     if _state(previous) != _state(document) or cleanup[0] != cleanup[1]:
         reconcile_asset_scan.send(object_id)
-        if document.get("scan"):
-            reconcile_scan.send(document["scan"]["id"])
+    # The scan only moves (a free slot, a roll-up, its end) when one of its asset scans finishes.
+    finished = (_state(document) in AssetScan.FINISHED_STATES
+                and _state(previous) not in AssetScan.FINISHED_STATES)
+    if finished and document.get("scan"):
+        reconcile_scan.send(document["scan"]["id"])
 
 
 def _scan_estimation(object_id, document, previous):
