@@ -10,7 +10,8 @@ from app.spec import openapi_document
 
 
 @functools.cache
-def _validator(schema_name):
+def schema_validator(schema_name):
+    """A validator of `schema_name` objects of our API (formats such as date-time checked)."""
     schema = {
         "$ref": f"#/components/schemas/{schema_name}",
         "components": openapi_document()["components"],
@@ -48,7 +49,7 @@ def _check_storable(value, where):
 def validate(schema_name, document):
     """Raise BadRequest when `document` is not a valid `schema_name` object."""
     _check_storable(document, "")
-    error = best_match(_validator(schema_name).iter_errors(document))
+    error = best_match(schema_validator(schema_name).iter_errors(document))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "body"
         raise BadRequest(f"{where}: {error.message}")

@@ -93,6 +93,7 @@ class _Context:
         self.vulnerabilities = None
         self.input_bytes = {}    # filesystem input path -> bytes of regular files seen by its walk
         self.catalogued = {}     # filesystem input path -> SbomResult of the native cataloguers
+        self.run_errors = {}     # content scanner -> what its run() raised in the latest walk
 
     def inputs(self, name):
         """A family's own inputs, else the command line's."""
@@ -112,7 +113,7 @@ class _Context:
             scanners = {name: self._scanners(name, input_) for name in content if input_ in self.inputs(name)}
             self._walk(input_, scanners)
             for name, built in scanners.items():
-                found[name].append(_finish_all(built))
+                found[name].append(_finish_all(built, self.run_errors))
                 stats[name].append(self._input_stats(input_, started))
         for name in content:
             self._report(name, lambda name=name: _content_block(name, found[name]), stats[name])
@@ -132,26 +133,13 @@ class _Context:
     def _walk(self, input_, scanners):
         """One walk of the input: cataloguers and content scanners, tools running beside it."""
         watcher = _Watcher(self.events, input_)
-        visitors = [watcher]
         cataloguers = []
         if "sbom" in self.families and "native" in self.families["sbom"].scanners \
                 and input_ in self.inputs("sbom"):
             cataloguers = native_visitors(input_.path)
         all_scanners = [scanner for built in scanners.values() for scanner in built]
-        for scanner in all_scanners:
-            visitors += scanner.visitors()
-        threads = [_Runner(scanner) for scanner in all_scanners]
-        for thread in threads:
-            thread.start()
-        try:
-            self.outcome.walks.append(walk(input_.path, visitors + cataloguers))
-        except BaseException:  # Cancelled or interrupted: stop the tools now, not when they finish
-            for scanner in all_scanners:
-                getattr(scanner, "cancel", lambda: None)()
-            raise
-        finally:
-            for thread in threads:
-                thread.join()
+        stats, self.run_errors = walk_with_scanners(input_.path, all_scanners, [watcher] + cataloguers)
+        self.outcome.walks.append(stats)
         self.input_bytes[input_.path] = watcher.bytes
         if cataloguers:
             self.catalogued[input_.path] = collect(cataloguers)
@@ -267,28 +255,44 @@ class _Context:
         return stats
 
 
-class _Runner(threading.Thread):
-    """Runs a scanner's own work beside the walk; keeps its exception for finish()."""
+def walk_with_scanners(root, scanners, visitors=()):
+    """Walk `root` once for the scanners' visitors and `visitors`, each scanner's run() in a thread beside it.
 
-    def __init__(self, scanner):
-        super().__init__(name=f"scanner-{scanner.name}", daemon=True)
-        self.scanner = scanner
-        scanner.run_error = None
+    Returns (WalkStats, {scanner: the exception its run() raised, or None}). An
+    interrupted walk (an abort) cancels the tools at once instead of waiting for them.
+    """
+    errors = dict.fromkeys(scanners)
 
-    def run(self):
+    def run(scanner):
         try:
-            self.scanner.run()
+            scanner.run()
         except Exception as error:  # noqa: BLE001 - reported as this scanner's error
-            self.scanner.run_error = f"{self.scanner.name}: {type(error).__name__}: {error}"
+            errors[scanner] = error
+
+    threads = [threading.Thread(target=run, args=(scanner,), name=f"scanner-{scanner.name}", daemon=True)
+               for scanner in scanners]
+    for thread in threads:
+        thread.start()
+    try:
+        stats = walk(root, [visitor for scanner in scanners for visitor in scanner.visitors()] + list(visitors))
+    except BaseException:
+        for scanner in scanners:
+            getattr(scanner, "cancel", lambda: None)()
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
+    return stats, errors
 
 
-def _finish_all(scanners):
+def _finish_all(scanners, run_errors):
     """[(scanner name, ScannerResult)] of the scanners of one family on one input."""
     finished = []
     for scanner in scanners:
         result = scanner.finish()
-        if scanner.run_error:
-            result.errors.append(scanner.run_error)
+        error = run_errors.get(scanner)
+        if error is not None:
+            result.errors.append(f"{scanner.name}: {type(error).__name__}: {error}")
         finished.append((scanner.name, result))
     return finished
 
@@ -344,4 +348,4 @@ def _message(count, what, errors, walks):
     return "; ".join(parts)
 
 
-__all__ = ["Cancelled", "Events", "Input", "Outcome", "run_scan"]
+__all__ = ["Cancelled", "Events", "Input", "Outcome", "run_scan", "walk_with_scanners"]

@@ -18,6 +18,7 @@ from app import create_app
 from app import migrations
 from app.db import database, open_database
 from app.models import ALL_MODELS
+from scanner.run import walk_with_scanners
 
 # The orchestrator's broker (imported whenever an app loads its extension) uses the
 # local Redis, database 15, never an embedded server in a temporary directory.
@@ -167,3 +168,25 @@ def live_server(app):
     """Base URL of the app served over real HTTP."""
     with serving(app) as url:
         yield url
+
+
+def run_scanners(*scanners):
+    """Run content scanners over their root exactly as the scanner CLI does; return their results.
+
+    One result for one scanner, else a list; what a run() raised is raised here.
+    """
+    _, errors = walk_with_scanners(scanners[0].root, scanners)
+    for error in errors.values():
+        if error is not None:
+            raise error
+    results = [scanner.finish() for scanner in scanners]
+    return results[0] if len(results) == 1 else results
+
+
+def write_file(root, path, text, mode=0o644):
+    """Write `text` at the in-root `path` under `root`, with `mode`; return the file."""
+    target = root / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    target.chmod(mode)
+    return target

@@ -5,11 +5,8 @@ import json
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-from openapi_schema_validator import OAS30Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
-from app.spec import openapi_document
+from app.validation import schema_validator
 from scanner import cyclonedx
 from scanner.cyclonedx import packages_from_cyclonedx, sbom_document, sbom_from_cyclonedx, write_sbom
 from scanner.sbom.common import package
@@ -47,9 +44,7 @@ def validate_cyclonedx(doc):
 
 @pytest.fixture(scope="module")
 def package_validator():
-    document = openapi_document()
-    registry = Registry().with_resource("urn:api", Resource.from_contents(document, default_specification=DRAFT4))
-    return OAS30Validator({"$ref": "urn:api#/components/schemas/Package"}, registry=registry)
+    return schema_validator("Package")
 
 
 def normalized(packages):

@@ -3,49 +3,17 @@
 import hashlib
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from openapi_schema_validator import OAS30Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
-from app.spec import openapi_document
+from app.validation import schema_validator
 from scanner.misconfigurations import LynisScanner, NativeScanner
 from scanner.misconfigurations.lynis import TARGET_TESTS, parse_report
-from scanner.walker import walk
+from conftest import run_scanners, write_file
 
 CACHE = Path(os.environ.get("VMCLARITY_TEST_CACHE", Path.home() / ".cache/vmclarity-tests"))
 HIGH, MEDIUM, LOW = ("MisconfigurationHighSeverity", "MisconfigurationMediumSeverity", "MisconfigurationLowSeverity")
-
-
-def scan(scanner):
-    """Run a scanner as the runner does: run() in a thread beside the one walk, then finish()."""
-    failures = []
-
-    def run():
-        try:
-            scanner.run()
-        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
-            failures.append(error)
-
-    visitors = scanner.visitors()
-    thread = threading.Thread(target=run)
-    thread.start()
-    walk(scanner.root, visitors)
-    thread.join()
-    if failures:
-        raise failures[0]
-    return scanner.finish()
-
-
-def write(root, path, text, mode=0o644):
-    target = root / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    target.chmod(mode)
-    return target
 
 
 def tree_digest(root):
@@ -61,9 +29,7 @@ def tree_digest(root):
 
 @pytest.fixture()
 def validator():
-    document = openapi_document()
-    registry = Registry().with_resource("urn:api", Resource.from_contents(document, default_specification=DRAFT4))
-    return OAS30Validator({"$ref": "urn:api#/components/schemas/Misconfiguration"}, registry=registry)
+    return schema_validator("Misconfiguration")
 
 
 def summary(results):
@@ -75,7 +41,7 @@ def summary(results):
 
 
 def plant_sshd(root):
-    write(root, "/etc/ssh/sshd_config", "\n".join([
+    write_file(root, "/etc/ssh/sshd_config", "\n".join([
         "# test config",
         "Include /etc/ssh/sshd_config.d/*.conf",
         "PermitRootLogin no",
@@ -93,10 +59,10 @@ def plant_sshd(root):
         "PermitUserEnvironment yes",
         "",
     ]))
-    write(root, "/etc/ssh/sshd_config.d/10-root.conf", "PERMITROOTLOGIN yes\nMatch Address 10.0.0.0/8\n"
+    write_file(root, "/etc/ssh/sshd_config.d/10-root.conf", "PERMITROOTLOGIN yes\nMatch Address 10.0.0.0/8\n"
                                                        "X11Forwarding no\n")
-    write(root, "/etc/ssh/sshd_config.d/20-other.conf", "PermitRootLogin no\nIgnoreRhosts no\n")
-    write(root, "/etc/ssh/sshd_config.d/README", "PermitEmptyPasswords yes\n")  # not *.conf: never included
+    write_file(root, "/etc/ssh/sshd_config.d/20-other.conf", "PermitRootLogin no\nIgnoreRhosts no\n")
+    write_file(root, "/etc/ssh/sshd_config.d/README", "PermitEmptyPasswords yes\n")  # not *.conf: never included
 
 
 SSHD_EXPECTED = [
@@ -115,18 +81,18 @@ SSHD_EXPECTED = [
 
 
 def plant_accounts(root):
-    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"
                                "toor:x:0:0::/root:/bin/sh\n"
                                "guest::1001:1001::/home/guest:/bin/sh\n"
                                "alice:x:1000:1000::/home/alice:/bin/bash\n", mode=0o666)
-    write(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\n"
+    write_file(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\n"
                                "alice::19000:0:99999:7:::\n"
                                "bob:$1$salt$0123456789abcdefghijkl:19000:0:99999:7:::\n"
                                "carol:abcdefghijklm:19000:0:99999:7:::\n"
                                "dave:!$1$x$y:19000:0:99999:7:::\n"
                                "daemon:*:19000:0:99999:7:::\n", mode=0o644)
-    write(root, "/etc/group", "root:x:0:\n", mode=0o664)
-    write(root, "/etc/gshadow", "root:*::\n", mode=0o604)
+    write_file(root, "/etc/group", "root:x:0:\n", mode=0o664)
+    write_file(root, "/etc/gshadow", "root:*::\n", mode=0o604)
 
 
 ACCOUNTS_EXPECTED = [
@@ -143,7 +109,7 @@ ACCOUNTS_EXPECTED = [
 
 
 def plant_sudoers(root):
-    write(root, "/etc/sudoers", "\n".join([
+    write_file(root, "/etc/sudoers", "\n".join([
         "Defaults env_reset",
         "Defaults:guest !authenticate",
         "root ALL=(ALL:ALL) ALL",
@@ -154,9 +120,9 @@ def plant_sudoers(root):
         "@includedir /etc/sudoers.d",
         "",
     ]), mode=0o440)
-    write(root, "/etc/sudoers.d/deploy", "# deploy user\ndeploy, ci ALL = (ALL) \\\n    NOPASSWD: ALL\n", mode=0o440)
-    write(root, "/etc/sudoers.d/old.bak", "ALL ALL=(ALL) NOPASSWD: ALL\n", mode=0o440)  # sudo skips names with '.'
-    write(root, "/etc/sudoers.d/README~", "ALL ALL=(ALL) NOPASSWD: ALL\n", mode=0o440)
+    write_file(root, "/etc/sudoers.d/deploy", "# deploy user\ndeploy, ci ALL = (ALL) \\\n    NOPASSWD: ALL\n", mode=0o440)
+    write_file(root, "/etc/sudoers.d/old.bak", "ALL ALL=(ALL) NOPASSWD: ALL\n", mode=0o440)  # sudo skips names with '.'
+    write_file(root, "/etc/sudoers.d/README~", "ALL ALL=(ALL) NOPASSWD: ALL\n", mode=0o440)
 
 
 SUDOERS_EXPECTED = [
@@ -168,11 +134,11 @@ SUDOERS_EXPECTED = [
 
 
 def plant_cron(root):
-    write(root, "/etc/crontab", "SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/bin:/tmp\n"
+    write_file(root, "/etc/crontab", "SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/bin:/tmp\n"
                                 "*/5 * * * * root /tmp/.x/run.sh >/dev/null 2>&1\n"
                                 "17 * * * * root cd / && run-parts --report /etc/cron.hourly\n")
-    write(root, "/etc/cron.d/backup", "0 1 * * * root /usr/local/bin/backup --dir /var/tmpfoo\n")
-    write(root, "/var/spool/cron/crontabs/alice", '@reboot sh -c "/dev/shm/miner"\n', mode=0o666)
+    write_file(root, "/etc/cron.d/backup", "0 1 * * * root /usr/local/bin/backup --dir /var/tmpfoo\n")
+    write_file(root, "/var/spool/cron/crontabs/alice", '@reboot sh -c "/dev/shm/miner"\n', mode=0o666)
 
 
 CRON_EXPECTED = [
@@ -183,13 +149,13 @@ CRON_EXPECTED = [
 
 
 def plant_sysctl(root):
-    write(root, "/usr/lib/sysctl.d/50-default.conf", "kernel.kptr_restrict = 0\nnet.ipv4.conf.all.rp_filter = 0\n")
-    write(root, "/etc/sysctl.d/50-default.conf", "kernel.kptr_restrict = 1\n")  # hides the /usr/lib file
-    write(root, "/etc/sysctl.d/60-bad.conf", "# comment\nnet.ipv4.ip_forward=1\nkernel.randomize_va_space = 0\n"
+    write_file(root, "/usr/lib/sysctl.d/50-default.conf", "kernel.kptr_restrict = 0\nnet.ipv4.conf.all.rp_filter = 0\n")
+    write_file(root, "/etc/sysctl.d/50-default.conf", "kernel.kptr_restrict = 1\n")  # hides the /usr/lib file
+    write_file(root, "/etc/sysctl.d/60-bad.conf", "# comment\nnet.ipv4.ip_forward=1\nkernel.randomize_va_space = 0\n"
                                              "-net/ipv4/conf/all/accept_redirects = 1\n; fs.suid_dumpable = 2\n")
-    write(root, "/etc/sysctl.d/99-fix.conf", "kernel.randomize_va_space = 2\n")
-    write(root, "/etc/sysctl.d/README", "kernel.randomize_va_space = 0\n")  # not *.conf
-    write(root, "/etc/sysctl.conf", "fs.suid_dumpable = 2\nkernel.dmesg_restrict=0\n")
+    write_file(root, "/etc/sysctl.d/99-fix.conf", "kernel.randomize_va_space = 2\n")
+    write_file(root, "/etc/sysctl.d/README", "kernel.randomize_va_space = 0\n")  # not *.conf
+    write_file(root, "/etc/sysctl.conf", "fs.suid_dumpable = 2\nkernel.dmesg_restrict=0\n")
 
 
 SYSCTL_EXPECTED = [
@@ -201,14 +167,14 @@ SYSCTL_EXPECTED = [
 
 
 def plant_modes(root):
-    write(root, "/usr/bin/passwd", "binary", mode=0o4755)  # a usual set-user-ID program
-    write(root, "/usr/bin/wall", "binary", mode=0o2755)
-    write(root, "/usr/local/bin/rootshell", "binary", mode=0o4755)
-    write(root, "/tmp/passwd", "binary", mode=0o4755)  # a usual name in an unusual place
-    write(root, "/opt/tool/bin/helper", "binary", mode=0o2755)
-    write(root, "/etc/profile.d/evil.sh", "echo hi\n", mode=0o666)
-    write(root, "/home/alice/notes", "mine\n", mode=0o666)  # not a system path
-    write(root, "/tmp/scratch", "x\n", mode=0o777)
+    write_file(root, "/usr/bin/passwd", "binary", mode=0o4755)  # a usual set-user-ID program
+    write_file(root, "/usr/bin/wall", "binary", mode=0o2755)
+    write_file(root, "/usr/local/bin/rootshell", "binary", mode=0o4755)
+    write_file(root, "/tmp/passwd", "binary", mode=0o4755)  # a usual name in an unusual place
+    write_file(root, "/opt/tool/bin/helper", "binary", mode=0o2755)
+    write_file(root, "/etc/profile.d/evil.sh", "echo hi\n", mode=0o666)
+    write_file(root, "/home/alice/notes", "mine\n", mode=0o666)  # not a system path
+    write_file(root, "/tmp/scratch", "x\n", mode=0o777)
 
 
 MODES_EXPECTED = [
@@ -227,7 +193,7 @@ def test_misconfigured_tree(tmp_path, validator):
     for plant in (plant_sshd, plant_accounts, plant_sudoers, plant_cron, plant_sysctl, plant_modes):
         plant(root)
 
-    result = scan(NativeScanner(str(root), {}))
+    result = run_scanners(NativeScanner(str(root), {}))
 
     assert result.errors == []
     assert summary(result.results) == sorted(SSHD_EXPECTED + ACCOUNTS_EXPECTED + SUDOERS_EXPECTED + CRON_EXPECTED
@@ -242,40 +208,40 @@ def test_misconfigured_tree(tmp_path, validator):
 
 def test_well_configured_tree(tmp_path):
     root = tmp_path / "root"
-    write(root, "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin prohibit-password\n"
+    write_file(root, "/etc/ssh/sshd_config", "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin prohibit-password\n"
                                         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                                         "X11Forwarding no\nCiphers -aes128-cbc\n"
                                         "Match User deploy\n  PasswordAuthentication no\n")
-    write(root, "/etc/ssh/sshd_config.d/hardening.conf", "MACs hmac-sha2-512-etm@openssh.com\n")
-    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n")
-    write(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n", mode=0o640)
-    write(root, "/etc/group", "root:x:0:\n")
-    write(root, "/etc/gshadow", "root:*::\n", mode=0o640)
-    write(root, "/etc/sudoers", "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n"
+    write_file(root, "/etc/ssh/sshd_config.d/hardening.conf", "MACs hmac-sha2-512-etm@openssh.com\n")
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n")
+    write_file(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n", mode=0o640)
+    write_file(root, "/etc/group", "root:x:0:\n")
+    write_file(root, "/etc/gshadow", "root:*::\n", mode=0o640)
+    write_file(root, "/etc/sudoers", "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n"
                                 "backup ALL=(root) NOPASSWD: /usr/bin/rsync\n@includedir /etc/sudoers.d\n",
           mode=0o440)
-    write(root, "/etc/crontab", "SHELL=/bin/sh\n17 * * * * root cd / && run-parts --report /etc/cron.hourly\n")
-    write(root, "/etc/sysctl.d/90-hardening.conf", "kernel.randomize_va_space = 2\nnet.ipv4.ip_forward = 0\n"
+    write_file(root, "/etc/crontab", "SHELL=/bin/sh\n17 * * * * root cd / && run-parts --report /etc/cron.hourly\n")
+    write_file(root, "/etc/sysctl.d/90-hardening.conf", "kernel.randomize_va_space = 2\nnet.ipv4.ip_forward = 0\n"
                                                    "fs.suid_dumpable = 0\nkernel.kptr_restrict = 2\n")
-    write(root, "/usr/bin/su", "binary", mode=0o4755)
-    write(root, "/usr/lib/dbus-1.0/dbus-daemon-launch-helper", "binary", mode=0o4754)
+    write_file(root, "/usr/bin/su", "binary", mode=0o4755)
+    write_file(root, "/usr/lib/dbus-1.0/dbus-daemon-launch-helper", "binary", mode=0o4754)
 
-    result = scan(NativeScanner(str(root), {}))
+    result = run_scanners(NativeScanner(str(root), {}))
 
     assert result.results == [] and result.errors == []
 
 
 def test_no_sshd_no_sshd_findings(tmp_path):
     root = tmp_path / "root"
-    write(root, "/etc/ssh/ssh_config", "PasswordAuthentication yes\n")  # the client's config, not the daemon's
-    assert scan(NativeScanner(str(root), {})).results == []
+    write_file(root, "/etc/ssh/ssh_config", "PasswordAuthentication yes\n")  # the client's config, not the daemon's
+    assert run_scanners(NativeScanner(str(root), {})).results == []
 
 
 def test_debian_minbase_is_clean():
     root = CACHE / "bookworm-minbase"
     if not (root / "var/lib/dpkg/status").exists():
         pytest.skip("no debootstrapped Debian root in the test cache (tests/test_sbom_native.py builds it)")
-    assert scan(NativeScanner(str(root), {})).results == []
+    assert run_scanners(NativeScanner(str(root), {})).results == []
 
 
 # lynis
@@ -309,13 +275,13 @@ def test_lynis_report_keeps_only_target_tests():
 @pytest.mark.skipif(shutil.which("lynis") is None, reason="needs lynis")
 def test_lynis_on_a_planted_tree(tmp_path, validator):
     root = tmp_path / "root"
-    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n")
-    write(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\n", mode=0o640)
-    write(root, "/etc/login.defs", "PASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\n")
-    write(root, "/etc/issue", "Debian GNU/Linux 12 \\n \\l\n")
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n")
+    write_file(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\n", mode=0o640)
+    write_file(root, "/etc/login.defs", "PASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\n")
+    write_file(root, "/etc/issue", "Debian GNU/Linux 12 \\n \\l\n")
     before = tree_digest(root)
 
-    result = scan(LynisScanner(str(root), {}))
+    result = run_scanners(LynisScanner(str(root), {}))
 
     assert result.errors == []
     ids = {item["id"] for item in result.results}
@@ -330,20 +296,20 @@ def test_lynis_on_a_planted_tree(tmp_path, validator):
 
 def test_lynis_missing_binary_is_an_error(tmp_path):
     (tmp_path / "root").mkdir()
-    result = scan(LynisScanner(str(tmp_path / "root"), {"binary_path": str(tmp_path / "no-lynis")}))
+    result = run_scanners(LynisScanner(str(tmp_path / "root"), {"binary_path": str(tmp_path / "no-lynis")}))
     assert result.results == [] and result.errors and "not found" in result.errors[0]
 
 
 def test_links_out_of_the_root_are_not_followed(tmp_path):
-    outside = write(tmp_path, "/outside.conf", "PermitRootLogin yes\nPermitEmptyPasswords yes\n")
+    outside = write_file(tmp_path, "/outside.conf", "PermitRootLogin yes\nPermitEmptyPasswords yes\n")
     root = tmp_path / "root"
-    write(root, "/etc/ssh/sshd_config", "Include /etc/ssh/abs.conf rel.conf\nPasswordAuthentication no\n")
+    write_file(root, "/etc/ssh/sshd_config", "Include /etc/ssh/abs.conf rel.conf\nPasswordAuthentication no\n")
     (root / "etc/ssh/abs.conf").symlink_to(outside)  # resolved inside the root, as a chroot would
     (root / "etc/ssh/rel.conf").symlink_to("../../../../outside.conf")
     (root / "etc/sysctl.d").mkdir(parents=True)
     (root / "etc/sysctl.d/99-out.conf").symlink_to(outside)  # the walk never follows links
     os.mkfifo(root / "etc/shadow")  # a FIFO is never opened
 
-    result = scan(NativeScanner(str(root), {}))
+    result = run_scanners(NativeScanner(str(root), {}))
 
     assert result.results == [] and result.errors == []

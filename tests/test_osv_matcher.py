@@ -12,11 +12,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from openapi_schema_validator import OAS30Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
-from app.spec import openapi_document
+from app.validation import schema_validator
 from scanner.vulnerabilities.osv import OsvDatabase, OsvError, match_packages, needed_ecosystems
 from scanner.vulnerabilities.osv import database as database_module
 
@@ -89,9 +86,7 @@ def write_layout(root, records, zipped=True):
 
 @pytest.fixture(scope="module")
 def vulnerability_validator():
-    document = openapi_document()
-    registry = Registry().with_resource("urn:api", Resource.from_contents(document, default_specification=DRAFT4))
-    return OAS30Validator({"$ref": "urn:api#/components/schemas/Vulnerability"}, registry=registry)
+    return schema_validator("Vulnerability")
 
 
 # --- OSV range rules --------------------------------------------------------------------

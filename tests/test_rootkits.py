@@ -3,52 +3,20 @@
 import hashlib
 import os
 import shutil
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from openapi_schema_validator import OAS30Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
-from app.spec import openapi_document
+from app.validation import schema_validator
 from scanner.rootkits import ChkrootkitScanner
 from scanner.rootkits.chkrootkit import ChkrootkitError, offered_tests, parse_output, safe_script
-from scanner.walker import walk
+from conftest import run_scanners, write_file
 
 CACHE = Path(os.environ.get("VMCLARITY_TEST_CACHE", Path.home() / ".cache/vmclarity-tests"))
 CHKROOTKIT = shutil.which("chkrootkit", path="/usr/sbin:/usr/bin:/sbin:/bin")
 needs_chkrootkit = pytest.mark.skipif(CHKROOTKIT is None or os.geteuid() != 0 or shutil.which("unshare") is None,
                                       reason="needs chkrootkit, unshare and root")
-
-
-def scan(scanner):
-    """Run a scanner as the runner does: run() in a thread beside the one walk, then finish()."""
-    failures = []
-
-    def run():
-        try:
-            scanner.run()
-        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
-            failures.append(error)
-
-    visitors = scanner.visitors()
-    thread = threading.Thread(target=run)
-    thread.start()
-    walk(scanner.root, visitors)
-    thread.join()
-    if failures:
-        raise failures[0]
-    return scanner.finish()
-
-
-def write(root, path, text, mode=0o644):
-    target = root / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    target.chmod(mode)
-    return target
 
 
 def tree_digest(root):
@@ -64,9 +32,7 @@ def tree_digest(root):
 
 @pytest.fixture()
 def validator():
-    document = openapi_document()
-    registry = Registry().with_resource("urn:api", Resource.from_contents(document, default_specification=DRAFT4))
-    return OAS30Validator({"$ref": "urn:api#/components/schemas/Rootkit"}, registry=registry)
+    return schema_validator("Rootkit")
 
 
 def found(results):
@@ -78,24 +44,24 @@ def test_planted_rootkits(tmp_path, validator):
     root = tmp_path / "root"
     for directory in ("proc", "dev", "var/tmp", "root"):  # an empty /proc, as on a snapshot
         (root / directory).mkdir(parents=True)
-    write(root, "/etc/ttyhash", "x")  # t0rn
-    write(root, "/lib/defs/x", "x")  # MonKit
-    write(root, "/tmp/kdevtmpfsi", "x")  # Kinsing
-    write(root, "/tmp/.bugtraq", "x")  # Slapper
-    write(root, "/etc/cron.hourly/gcc.sh", "x")  # Linux/Xor.DDoS
-    write(root, "/usr/lib/.fx/sniff.log", "x")  # a known suspicious directory
-    write(root, "/usr/include/file.h", "x")  # Showtee and Romanian
-    write(root, "/var/tmp/cache", "#!/usr/bin/php\n<?php system($_GET['c']); ?>\n")  # the (fixed) PHP check
-    write(root, "/etc/passwd", "root:x:0:0::/root:/bin/sh\nmother:x:0:0::/:/bin/sh\n")  # Linux.Proxy
-    write(root, "/bin/ls", "junk /dev/ttyof junk\n", mode=0o755)  # a trojaned ls
+    write_file(root, "/etc/ttyhash", "x")  # t0rn
+    write_file(root, "/lib/defs/x", "x")  # MonKit
+    write_file(root, "/tmp/kdevtmpfsi", "x")  # Kinsing
+    write_file(root, "/tmp/.bugtraq", "x")  # Slapper
+    write_file(root, "/etc/cron.hourly/gcc.sh", "x")  # Linux/Xor.DDoS
+    write_file(root, "/usr/lib/.fx/sniff.log", "x")  # a known suspicious directory
+    write_file(root, "/usr/include/file.h", "x")  # Showtee and Romanian
+    write_file(root, "/var/tmp/cache", "#!/usr/bin/php\n<?php system($_GET['c']); ?>\n")  # the (fixed) PHP check
+    write_file(root, "/etc/passwd", "root:x:0:0::/root:/bin/sh\nmother:x:0:0::/:/bin/sh\n")  # Linux.Proxy
+    write_file(root, "/bin/ls", "junk /dev/ttyof junk\n", mode=0o755)  # a trojaned ls
     # Hostile content: a target program chkrootkit would run (ssh -V), a file name it would run through sh -c.
     executed = tmp_path / f"executed-{uuid.uuid4().hex}"
-    write(root, "/usr/bin/ssh", f"#!/bin/sh\ntouch {executed}\n", mode=0o755)
+    write_file(root, "/usr/bin/ssh", f"#!/bin/sh\ntouch {executed}\n", mode=0o755)
     marker = f"vmclarity-pwned-{uuid.uuid4().hex}"
-    write(root, f"/tmp/x$(touch {marker})", "<?php\n")
+    write_file(root, f"/tmp/x$(touch {marker})", "<?php\n")
     before = tree_digest(root)
 
-    result = scan(ChkrootkitScanner(str(root), {}))
+    result = run_scanners(ChkrootkitScanner(str(root), {}))
 
     assert result.errors == []
     assert found(result.results) == sorted([
@@ -130,11 +96,11 @@ def test_clean_tree(tmp_path):
             target = root / "usr/bin" / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
-    write(root, "/var/log/wtmp", "")
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+    write_file(root, "/var/log/wtmp", "")
     (root / "tmp").mkdir()
 
-    result = scan(ChkrootkitScanner(str(root), {}))
+    result = run_scanners(ChkrootkitScanner(str(root), {}))
 
     assert result.errors == [] and result.results == []
 
@@ -145,7 +111,7 @@ def test_debian_minbase_is_clean():
     if not (root / "var/lib/dpkg/status").exists():
         pytest.skip("no debootstrapped Debian root in the test cache (tests/test_sbom_native.py builds it)")
     before = tree_digest(root)
-    result = scan(ChkrootkitScanner(str(root), {}))
+    result = run_scanners(ChkrootkitScanner(str(root), {}))
     assert result.errors == [] and result.results == []
     assert tree_digest(root) == before
 
@@ -153,18 +119,18 @@ def test_debian_minbase_is_clean():
 @needs_chkrootkit
 def test_hidden_files_only_when_asked(tmp_path):
     root = tmp_path / "root"
-    write(root, "/usr/lib/python3/dist-packages/pkg/.gitignore", "*.pyc\n")
-    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+    write_file(root, "/usr/lib/python3/dist-packages/pkg/.gitignore", "*.pyc\n")
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
 
-    assert scan(ChkrootkitScanner(str(root), {})).results == []
-    asked = scan(ChkrootkitScanner(str(root), {"include_hidden_files": True})).results
+    assert run_scanners(ChkrootkitScanner(str(root), {})).results == []
+    asked = run_scanners(ChkrootkitScanner(str(root), {"include_hidden_files": True})).results
     assert found(asked) == [("suspicious files and dirs", "UNKNOWN", "The following suspicious files and "
                              "directories were found: /usr/lib/python3/dist-packages/pkg/.gitignore")]
 
 
 def test_missing_binary_is_an_error(tmp_path):
     (tmp_path / "root").mkdir()
-    result = scan(ChkrootkitScanner(str(tmp_path / "root"), {"binary_path": str(tmp_path / "nope")}))
+    result = run_scanners(ChkrootkitScanner(str(tmp_path / "root"), {"binary_path": str(tmp_path / "nope")}))
     assert result.results == [] and "not found" in result.errors[0]
 
 

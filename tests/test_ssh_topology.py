@@ -3,40 +3,16 @@
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from openapi_schema_validator import OAS30Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
-from app.spec import openapi_document
+from app.validation import schema_validator
 from scanner.infofinder import SshTopologyScanner
 from scanner.infofinder import ssh_keys
-from scanner.walker import walk
+from conftest import run_scanners, write_file
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen (openssh-client)")
-
-
-def scan(scanner):
-    """Run a scanner as the runner does: run() in a thread beside the one walk, then finish()."""
-    failures = []
-
-    def run():
-        try:
-            scanner.run()
-        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
-            failures.append(error)
-
-    visitors = scanner.visitors()
-    thread = threading.Thread(target=run)
-    thread.start()
-    walk(scanner.root, visitors)
-    thread.join()
-    if failures:
-        raise failures[0]
-    return scanner.finish()
 
 
 def keygen(path, kind, passphrase="", comment=None, key_format=None):
@@ -69,14 +45,6 @@ def public_text(path):
     return " ".join(Path(f"{path}.pub").read_text().split()[:2])
 
 
-def write(root, path, text, mode=0o644):
-    target = root / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    target.chmod(mode)
-    return target
-
-
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     """Keys generated once for the module, in a directory outside any scanned tree."""
@@ -91,9 +59,7 @@ def keys(tmp_path_factory):
 
 @pytest.fixture()
 def validator():
-    document = openapi_document()
-    registry = Registry().with_resource("urn:api", Resource.from_contents(document, default_specification=DRAFT4))
-    return OAS30Validator({"$ref": "urn:api#/components/schemas/InfoFinderInfo"}, registry=registry)
+    return schema_validator("InfoFinderInfo")
 
 
 def by_path(results):
@@ -111,9 +77,9 @@ def test_host_keys(tmp_path):
     (etc_ssh / "ssh_host_ecdsa_key.pub").unlink()  # the private key alone: its comment is inside it
     rsa = keygen(tmp_path / "rsa_host", "rsa", comment="root@web1")
     shutil.copy(f"{rsa}.pub", etc_ssh / "ssh_host_rsa_key.pub")  # the public half alone
-    write(root, "/etc/ssh/sshd_config", "PermitRootLogin no\n")
+    write_file(root, "/etc/ssh/sshd_config", "PermitRootLogin no\n")
 
-    found = by_path(scan(SshTopologyScanner(str(root), {})).results)
+    found = by_path(run_scanners(SshTopologyScanner(str(root), {})).results)
 
     assert found == {
         "/etc/ssh/ssh_host_ed25519_key": [("SSHDaemonKeyFingerprint", keygen_line(ed))],
@@ -125,9 +91,9 @@ def test_host_keys(tmp_path):
 
 def test_authorized_keys_and_known_hosts(tmp_path, keys, validator):
     root = tmp_path / "root"
-    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n")
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n")
     ed, rsa, ecdsa = (public_text(keys[name]) for name in ("ed", "rsa", "ecdsa"))
-    write(root, "/home/alice/.ssh/authorized_keys", "\n".join([
+    write_file(root, "/home/alice/.ssh/authorized_keys", "\n".join([
         "# keys allowed to log in as alice",
         "",
         f'command="echo \\"a b\\" c",no-pty,from="10.0.0.0/8" {ed} alice key with spaces',
@@ -139,7 +105,7 @@ def test_authorized_keys_and_known_hosts(tmp_path, keys, validator):
         "",
     ]), mode=0o600)
     hashed = "|1|F1E1KeoE/eEWhi10WpGv4OdiO6Y=|3988QV0VE8wmZL7suNrYQLITLCg="
-    write(root, "/home/alice/.ssh/known_hosts", "\n".join([
+    write_file(root, "/home/alice/.ssh/known_hosts", "\n".join([
         f"github.com,140.82.121.4 {ed}",
         f"{hashed} {rsa}",
         f"[git.example.com]:2222 {ecdsa} trailing comment",
@@ -148,10 +114,10 @@ def test_authorized_keys_and_known_hosts(tmp_path, keys, validator):
         "@bogus host " + ed,
         "onlyahost",
     ]))
-    write(root, "/root/.ssh/authorized_keys", f"{ed}\n")
-    write(root, "/etc/ssh/ssh_known_hosts", f"db1.internal {ecdsa}\n")
+    write_file(root, "/root/.ssh/authorized_keys", f"{ed}\n")
+    write_file(root, "/etc/ssh/ssh_known_hosts", f"db1.internal {ecdsa}\n")
 
-    result = scan(SshTopologyScanner(str(root), {}))
+    result = run_scanners(SshTopologyScanner(str(root), {}))
     found = by_path(result.results)
 
     line = {name: keygen_line(f"{keys[name]}.pub") for name in ("ed", "rsa", "ecdsa")}
@@ -183,7 +149,7 @@ def test_authorized_keys_and_known_hosts(tmp_path, keys, validator):
 
 def test_private_keys(tmp_path):
     root = tmp_path / "root"
-    write(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"
                                "alice:x:1000:1000::/home/alice:/bin/bash\n"
                                "git:x:998:998::/srv/git:/usr/bin/git-shell\n")
     alice = root / "home/alice"
@@ -200,9 +166,9 @@ def test_private_keys(tmp_path):
     git = keygen(root / "srv/git/.ssh/id_ecdsa", "ecdsa", comment="git@server")
     keygen(root / "srv/other/.ssh/id_ed25519", "ed25519")  # not anyone's home: not looked at
     keygen(root / "opt/app/key", "ed25519")  # not under a home: the secrets family's business
-    write(root, "/home/alice/notes.txt", "-----BEGIN OPENSSH PRIVATE KEY-----\nnot base64 at all!\n")
+    write_file(root, "/home/alice/notes.txt", "-----BEGIN OPENSSH PRIVATE KEY-----\nnot base64 at all!\n")
 
-    result = scan(SshTopologyScanner(str(root), {}))
+    result = run_scanners(SshTopologyScanner(str(root), {}))
     found = by_path(result.results)
 
     def expect(path):
@@ -224,11 +190,11 @@ def test_private_keys(tmp_path):
 
 def test_homes_come_from_the_targets_passwd(tmp_path, keys):
     root = tmp_path / "root"
-    write(root, "/etc/passwd", "svc:x:500:500::/var/lib/svc:/bin/sh\n")
-    write(root, "/var/lib/svc/.ssh/authorized_keys", public_text(keys["other"]) + " svc\n")
-    write(root, "/var/lib/nobody/.ssh/authorized_keys", public_text(keys["other"]) + " nobody\n")
+    write_file(root, "/etc/passwd", "svc:x:500:500::/var/lib/svc:/bin/sh\n")
+    write_file(root, "/var/lib/svc/.ssh/authorized_keys", public_text(keys["other"]) + " svc\n")
+    write_file(root, "/var/lib/nobody/.ssh/authorized_keys", public_text(keys["other"]) + " nobody\n")
 
-    found = by_path(scan(SshTopologyScanner(str(root), {})).results)
+    found = by_path(run_scanners(SshTopologyScanner(str(root), {})).results)
 
     assert list(found) == ["/var/lib/svc/.ssh/authorized_keys"]
 
@@ -249,5 +215,5 @@ def test_certificates_fingerprint_the_certified_key(tmp_path, keys):
 
 def test_empty_tree(tmp_path):
     (tmp_path / "root").mkdir()
-    result = scan(SshTopologyScanner(str(tmp_path / "root"), {}))
+    result = run_scanners(SshTopologyScanner(str(tmp_path / "root"), {}))
     assert result.results == [] and result.errors == []
