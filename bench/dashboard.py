@@ -14,11 +14,9 @@ Not a test: it prints figures. The database is dropped afterwards unless --keep.
 """
 
 import argparse
-import datetime
 import json
 import os
 import random
-import shlex
 import shutil
 import sys
 import tempfile
@@ -58,18 +56,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.sqlite = False
 
-    print("$ " + shlex.join([sys.executable, *sys.argv]))
-    print(f"started {datetime.datetime.now().isoformat(timespec='seconds')}")
-    url, drop = findings_list.create_database(args)
-    try:
-        run(url, args)
-    finally:
-        if not database.is_closed():
-            database.close()
-        if args.keep:
-            print(f"\nkept database: {url}")
-        else:
-            drop()
+    findings_list.run_on_fresh_database(args, run)
 
 
 def run(url, args):

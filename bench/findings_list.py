@@ -83,6 +83,11 @@ def main(argv=None):
                         help="queries whose SQL plans to print, e.g. a,c,d (default %(default)s; '' for none)")
     args = parser.parse_args(argv)
 
+    run_on_fresh_database(args, run)
+
+
+def run_on_fresh_database(args, run):
+    """Print the command line, run `run(url, args)` on a new database, drop it unless --keep."""
     print("$ " + shlex.join([sys.executable, *sys.argv]))
     print(f"started {datetime.datetime.now().isoformat(timespec='seconds')}")
     url, drop = create_database(args)

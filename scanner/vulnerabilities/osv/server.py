@@ -10,9 +10,7 @@ unless every requested ecosystem is missing (then the URL is surely wrong: an er
 
 import http.client
 import logging
-import os
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import quote
 
+from scanner import downloads
 from scanner.vulnerabilities.osv.database import OsvError
 from scanner.vulnerabilities.osv.ecosystems import base_ecosystem
 
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 
 ECOSYSTEM_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
 ETAG_PATTERN = re.compile(r'(W/)?"[\x21\x23-\x7e]{0,200}"')
-CHUNK = 1024 * 1024
 
 
 class _Retryable(Exception):
@@ -83,7 +81,7 @@ def _download(source, target, timeout, max_bytes):
         request.add_header("If-None-Match", etag_file.read_text(errors="replace").strip())
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            _store(response, target, max_bytes)
+            downloads.save(response, target, max_bytes, _refuse_non_zip, too_large=OsvError)
             etag = response.headers.get("ETag", "")
     except urllib.error.HTTPError as error:
         return _http_error(error, source, target)
@@ -105,24 +103,9 @@ def _http_error(error, source, target):
     raise OsvError(f"{source}: HTTP {error.code} {error.reason}")
 
 
-def _store(response, target, max_bytes):
-    """Stream the body to a temporary file, check it is a zip, then swap it in."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            size = 0
-            while chunk := response.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise OsvError(f"download larger than {max_bytes} bytes")
-                out.write(chunk)
-        if not zipfile.is_zipfile(temporary):
-            raise _Retryable("the server sent something that is not a zip archive")
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+def _refuse_non_zip(path):
+    if not zipfile.is_zipfile(path):
+        raise _Retryable("the server sent something that is not a zip archive")
 
 
 def _store_etag(etag_file, etag):
