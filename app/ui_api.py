@@ -5,10 +5,9 @@ Errors answer `ApiResponse` {message}.
 """
 
 from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from app import auth, dashboard
-from app.errors import ApiError, BadRequest, Forbidden
+from app.errors import BadRequest, Forbidden
 from app.odata.compiler import datetime_millis
 
 bp = Blueprint("ui_api", __name__, url_prefix="/ui/api")
@@ -21,26 +20,6 @@ def check_access():
         raise Forbidden("a scanner token may not read the dashboard")
     if request.method not in auth.READ_METHODS:
         raise Forbidden("the dashboard is read-only")
-
-
-@bp.errorhandler(ApiError)
-def api_error(error):
-    return jsonify(error.body), error.status
-
-
-@bp.app_errorhandler(HTTPException)
-def http_error(error):
-    """JSON for unmatched /ui/api routes; other paths keep their own handling."""
-    if request.path.startswith(bp.url_prefix + "/"):
-        return jsonify({"message": error.description}), error.code
-    from app.api.routes import http_error as api_http_error  # the /api blueprint's own answer
-    return api_http_error(error)
-
-
-@bp.errorhandler(Exception)
-def internal_error(error):
-    current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
-    return jsonify({"message": "internal server error"}), 500
 
 
 @bp.get("/dashboard/riskiestRegions")

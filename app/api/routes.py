@@ -4,11 +4,10 @@ import copy
 import re
 
 from flask import current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from app import auth, odata, store
 from app.api import bp
-from app.errors import ApiError, BadRequest, MethodNotAllowed, NotFound
+from app.errors import BadRequest, MethodNotAllowed, NotFound
 from app.resources import RESOURCES
 from app.spec import openapi_document
 from app.validation import unstorable
@@ -25,30 +24,6 @@ def check_access():
     auth.authorize(g.principal, request.method, args.get("collection"), args.get("object_id"), body)
     if args.get("object_id") is not None and unstorable(args["object_id"]):
         raise NotFound("no object has that id")
-
-
-@bp.errorhandler(ApiError)
-def api_error(error):
-    return jsonify(error.body), error.status
-
-
-@bp.app_errorhandler(HTTPException)
-def http_error(error):
-    """Answer JSON rather than an HTML page for unmatched /api routes and methods."""
-    if not request.path.startswith(bp.url_prefix + "/"):
-        return error
-    return jsonify({"message": error.description}), error.code
-
-
-@bp.errorhandler(Exception)
-def internal_error(error):
-    current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
-    return jsonify({"message": "internal server error"}), 500
-
-
-@bp.errorhandler(odata.ODataError)
-def odata_error(error):
-    return jsonify({"message": str(error)}), 400
 
 
 @bp.get("/openapi.json")
