@@ -14,7 +14,7 @@ import pytest
 from psycopg2 import sql
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from app import create_app
+from app import auth, create_app
 from app import migrations
 from app.db import database, open_database
 from app.models import ALL_MODELS
@@ -190,3 +190,42 @@ def write_file(root, path, text, mode=0o644):
     target.write_text(text)
     target.chmod(mode)
     return target
+
+
+def make_token(role, asset_scan_id=None):
+    """A stored API token of `role` (a scanner token for `asset_scan_id`); the database must be bound."""
+    database.connect(reuse_if_open=True)
+    try:
+        if role == "scanner":
+            return auth.mint_scanner_token(asset_scan_id)
+        return auth.create_token(f"test {role}", role)
+    finally:
+        database.close()
+
+
+def race(calls):
+    """Run every call at once, each in its own thread with its own database connection.
+
+    Returns their results in order; what a call raised is re-raised here.
+    """
+    barrier = threading.Barrier(len(calls))
+    results, errors = [None] * len(calls), []
+
+    def run(index, call):
+        try:
+            database.connect(reuse_if_open=True)
+            barrier.wait(timeout=30)
+            results[index] = call()
+        except BaseException as error:  # re-raised in the test's thread
+            errors.append(error)
+        finally:
+            if not database.is_closed():
+                database.close()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return results

@@ -8,6 +8,7 @@ import pytest
 from app import auth, create_app
 from app.db import database
 from app.models import ApiToken
+from conftest import make_token
 
 ADMIN_TOKEN = "test-admin-token"  # what conftest configures
 T0 = "2024-05-01T10:00:00Z"
@@ -48,15 +49,6 @@ def status(state, reason):
     return {"state": state, "reason": reason, "lastTransitionTime": T0}
 
 
-def make_token(role, asset_scan_id=None):
-    """Store a token directly through app.auth (the app fixture has bound the database)."""
-    database.connect(reuse_if_open=True)
-    try:
-        if role == "scanner":
-            return auth.mint_scanner_token(asset_scan_id)
-        return auth.create_token(f"test {role}", role)
-    finally:
-        database.close()
 
 
 def assert_error(response, code):

@@ -3,10 +3,10 @@ uniqueness holds under races, and SQLite writers wait for each other instead of 
 
 import http.client
 import json
-import threading
 from urllib.parse import quote
 
 import pytest
+from conftest import race
 
 ADMIN_TOKEN = "test-admin-token"  # what conftest configures
 ROUNDS = 20
@@ -43,26 +43,6 @@ def server(live_server):
     return Client(live_server)
 
 
-def race(calls):
-    """Run every call at once (released by a barrier); return their results in order."""
-    barrier = threading.Barrier(len(calls))
-    results = [None] * len(calls)
-    errors = []
-
-    def run(index, call):
-        try:
-            barrier.wait(timeout=30)
-            results[index] = call()
-        except BaseException as error:  # reported below, in the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    return results
 
 
 def create(server, path, body):

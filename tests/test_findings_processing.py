@@ -5,14 +5,13 @@ the scanner would; the processing runs in-process and is checked through the API
 """
 
 import importlib
-import threading
 import time
 
 import pytest
 
-from app.db import database
 from app.findings import process_asset_scan
 from app.models import Asset, AssetFinding, AssetScan, Finding
+from conftest import race
 
 T1 = "2024-05-01T10:00:00Z"
 T2 = "2024-05-02T10:00:00Z"
@@ -419,29 +418,6 @@ def test_awaiting_findings_lists_finished_unprocessed_scans(api):
     assert list(AssetScan.awaiting_findings()) == []
 
 
-def run_at_once(calls):
-    """Run each call in its own thread with its own connection, released together."""
-    barrier = threading.Barrier(len(calls))
-    results, errors = [None] * len(calls), []
-
-    def run(index, call):
-        try:
-            database.connect(reuse_if_open=True)
-            barrier.wait(timeout=30)
-            results[index] = call()
-        except BaseException as error:  # re-raised in the test's thread
-            errors.append(error)
-        finally:
-            if not database.is_closed():
-                database.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    return results
 
 
 @pytest.mark.parametrize("round_", range(3))
@@ -458,7 +434,7 @@ def test_concurrent_scans_of_different_assets_share_findings(api, round_):
         scans.append(finished_scan(api, asset, t, {"sbom": own + order, "vulnerabilities": vulnerabilities}))
 
     # Newest first, so the older scans race against finished newer ones too.
-    results = run_at_once([lambda s=s: process_asset_scan(s) for s in reversed(scans)])
+    results = race([lambda s=s: process_asset_scan(s) for s in reversed(scans)])
     assert sum(r["created"] for r in results) == 150 + 50 + 4 * 20
 
     rows = list(Finding.select())
@@ -479,7 +455,7 @@ def test_two_scans_of_one_asset_at_once(api):
     asset = make_asset(api, "web")
     older = finished_scan(api, asset, T1, {"sbom": [package("flask"), package("requests")]})
     newer = finished_scan(api, asset, T2, {"sbom": [package("flask")]})
-    run_at_once([lambda: process_asset_scan(newer), lambda: process_asset_scan(older)])
+    race([lambda: process_asset_scan(newer), lambda: process_asset_scan(older)])
     on_asset = asset_findings(api, asset)
     # Whichever ran first, the outcome is the one of processing them in order.
     assert on_asset[("Package", "requests")]["invalidatedOn"] == T2

@@ -15,9 +15,8 @@ import zlib
 import pytest
 import yaml
 
-from app import auth
-from app.db import database
 from app.validation import schema_validator
+from conftest import make_token
 from scanner.api_client import ApiClient
 from scanner.reporter import Reporter
 
@@ -163,9 +162,7 @@ def move(api, asset_scan_id, *states):
 
 
 def scanner_token(app, asset_scan_id):
-    with app.app_context():
-        database.connect(reuse_if_open=True)
-        return auth.mint_scanner_token(asset_scan_id)
+    return make_token("scanner", asset_scan_id)
 
 
 def start_scanner(*args):

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app import auth
-from app.db import database
+from conftest import make_token
 
 CONTRACT = Path(__file__).resolve().parents[1].parent / "shared/reference/vmclarity-api/uibackend-openapi.yaml"
 NO_VULNS = {"totalCriticalVulnerabilities": 0, "totalHighVulnerabilities": 0, "totalMediumVulnerabilities": 0,
@@ -289,14 +288,6 @@ PATHS = ["/ui/api/dashboard/riskiestRegions", "/ui/api/dashboard/riskiestAssets"
          "/ui/api/dashboard/findingsTrends?startTime=2024-01-01T00:00:00Z&endTime=2024-01-02T00:00:00Z"]
 
 
-def make_token(role, asset_scan_id=None):
-    database.connect(reuse_if_open=True)
-    try:
-        if role == "scanner":
-            return auth.mint_scanner_token(asset_scan_id)
-        return auth.create_token(f"test {role}", role)
-    finally:
-        database.close()
 
 
 @pytest.mark.parametrize("path", PATHS)
