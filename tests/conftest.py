@@ -5,8 +5,10 @@ fresh PostgreSQL database on 127.0.0.1 (VMCLARITY_TEST_PG_URL to override).
 """
 
 import contextlib
+import http.server
 import os
 import threading
+import time
 
 import psycopg2
 from peewee import sort_models
@@ -229,3 +231,36 @@ def race(calls):
         thread.join(timeout=120)
     assert not errors, errors
     return results
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """Serve an http.server handler on 127.0.0.1 in a thread; yield the server, with its `url`."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class HangingHandler(http.server.BaseHTTPRequestHandler):
+    """A helper server that answers nothing for half a minute (a slow exploit DB, say)."""
+
+    def do_GET(self):
+        time.sleep(30)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hanging_server():
+    """URL of a helper server that answers nothing for half a minute."""
+    with http_server(HangingHandler) as server:
+        yield server.url

@@ -6,7 +6,6 @@ then check that removal leaves no process, loop device, mount or directory behin
 Loop-device cases skip only when this machine refuses loop devices (found by trying).
 """
 
-import http.server
 import json
 import os
 import shutil
@@ -153,29 +152,15 @@ def assert_valid(schema_name, document):
     schema_validator(schema_name).validate(document)
 
 
-class SlowExploitDb(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        time.sleep(30)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def slow_scan_config(tmp_path):
+def slow_scan_config(tmp_path, hanging_server):
     """sbom -> vulnerabilities (a local OSV record for vmclarity-demo) -> exploits from a server that hangs."""
-    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowExploitDb)
-    slow.daemon_threads = True
-    threading.Thread(target=slow.serve_forever, daemon=True).start()
     osv = tmp_path / "osv"
     (osv / "PyPI").mkdir(parents=True)
     with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
         archive.writestr("PYSEC-2099-1.json", json.dumps(OSV_RECORD))
     families = {name: {"enabled": True} for name in ("sbom", "vulnerabilities", "exploits")}
-    yield scanner_config(families, {"osv_db_path": str(osv),
-                                    "exploitdb_url": f"http://127.0.0.1:{slow.server_port}"})
-    slow.shutdown()
-    slow.server_close()
+    return scanner_config(families, {"osv_db_path": str(osv), "exploitdb_url": hanging_server})
 
 
 def exploits_running(api, asset_scan_id):

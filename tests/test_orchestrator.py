@@ -4,11 +4,9 @@ The API is served over HTTP for the scanner processes the local provider starts;
 the Dramatiq worker runs in this process on the same database.
 """
 
-import http.server
 import json
 import os
 import shutil
-import threading
 import time
 import zipfile
 
@@ -187,28 +185,15 @@ def test_abort_fails_the_scan_with_cancellation(orchestrator, roots):
     assert_no_scanners_left(api)
 
 
-class SlowExploitDb(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        time.sleep(10)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_short_timeout_fails_the_scan_with_timeout(orchestrator, roots, monkeypatch):
+def test_short_timeout_fails_the_scan_with_timeout(orchestrator, roots, monkeypatch, hanging_server):
     api = orchestrator
-    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowExploitDb)
-    threading.Thread(target=slow.serve_forever, daemon=True).start()
-    monkeypatch.setenv("VMCLARITY_SCANNER_EXPLOITDB_URL", f"http://127.0.0.1:{slow.server_port}")
+    monkeypatch.setenv("VMCLARITY_SCANNER_EXPLOITDB_URL", hanging_server)
     discover(api)
     # The exploit lookup of the vulnerable package outlasts the one-second timeout.
     families = {**FAMILIES, "exploits": {"enabled": True}}
     config = scan_config(api, f"assetInfo/dirName eq '{roots[0]}'", families=families, timeoutSeconds=1)
-    try:
-        scan = wait_for_scan(api, config["id"])
-        assert (scan["status"]["state"], scan["status"]["reason"]) == ("Failed", "Timeout")
-    finally:
-        slow.shutdown()
+    scan = wait_for_scan(api, config["id"])
+    assert (scan["status"]["state"], scan["status"]["reason"]) == ("Failed", "Timeout")
 
 
 def wait_until(condition, timeout=60):

@@ -4,10 +4,9 @@ import hashlib
 import json
 import random
 import socket
-import threading
 import zipfile
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -16,6 +15,7 @@ import pytest
 from app.validation import schema_validator
 from scanner.vulnerabilities.osv import OsvDatabase, OsvError, match_packages, needed_ecosystems
 from scanner.vulnerabilities.osv import database as database_module
+from conftest import http_server
 
 REAL_PYPI = Path("/work/shared/data/osv/PyPI/all.zip")
 CVSS_CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # 9.8
@@ -590,15 +590,9 @@ def osv_server(tmp_path):
         record("GHSA-aaaa-bbbb-cccc", "left-pad", "npm", [{"introduced": "0"}]),
         record("DSA-1", "openssl", "Debian:12", [{"introduced": "0"}]),
     ])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), OsvHandler)
-    server.root, server.requests, server.script = root, [], []
-    server.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with http_server(OsvHandler) as server:
+        server.root, server.requests, server.script = root, [], []
+        yield server
 
 
 FAST = {"retries": 2, "backoff": 0.01, "timeout": 5}

@@ -1,13 +1,11 @@
 """The scanner CLI end to end: standalone output files, config errors, and server mode
 against a live API with a scanner token (statuses, results round-trip, abort, resend)."""
 
-import http.server
 import json
 import os
 import pty
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 import zlib
@@ -193,21 +191,12 @@ def test_server_mode_reports_statuses_and_results_unchanged(tmp_path, app, api, 
     assert not list((tmp_path / "state/spool" / asset_scan_id).glob("*.json"))
 
 
-class SlowExploitDb(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        time.sleep(30)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_server_mode_stops_within_seconds_of_an_abort(tmp_path, app, api, live_server, root, config_file):
-    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowExploitDb)
-    threading.Thread(target=slow.serve_forever, daemon=True).start()
+def test_server_mode_stops_within_seconds_of_an_abort(tmp_path, app, api, live_server, root, config_file,
+                                                     hanging_server):
     asset_scan_id = ready_asset_scan(api)
     move(api, asset_scan_id, "Scheduled", "ReadyToScan")
     config = config_file(exploits={"enabled": True, "scanners_config": {
-        "exploit_db": {"base_url": f"http://127.0.0.1:{slow.server_port}"}}})
+        "exploit_db": {"base_url": hanging_server}}})
     process = start_scanner("scan", "--config", config, "--input", f"rootfs:{root}",
                             "--state-dir", tmp_path / "state", "--server", f"{live_server}/api",
                             "--asset-scan-id", asset_scan_id, "--token", scanner_token(app, asset_scan_id))
@@ -227,7 +216,6 @@ def test_server_mode_stops_within_seconds_of_an_abort(tmp_path, app, api, live_s
         assert (final["state"], final["reason"]) == ("Failed", "Error")  # no need to wait out the grace
     finally:
         process.kill()
-        slow.shutdown()
 
 
 def test_results_survive_an_api_outage_and_are_resent(tmp_path, app, api, live_server):
