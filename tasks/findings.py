@@ -13,7 +13,7 @@ def process_findings(asset_scan_id):
 
     The work is one transaction that ends with `findingsProcessed`, so a crash or
     a lost message leaves the scan unprocessed and a retry (or the sweep over
-    `AssetScan.awaiting_findings()`) redoes it from the start.
+    `AssetScan.awaiting_findings()` in tasks.scheduler) redoes it from the start.
     """
     counts = findings.process_asset_scan(asset_scan_id)
     process_findings.logger.info("asset scan %s: %s", asset_scan_id, counts)

@@ -23,6 +23,7 @@ from app.models import AssetScan, Scan, ScanConfig
 from tasks.asset_scans import reconcile_asset_scan, remove_leftover
 from tasks.discovery import discover_assets
 from tasks.estimations import sweep_queries as estimation_sweep_queries
+from tasks.findings import process_findings
 from tasks.objects import timestamp
 from tasks.providers import get_provider
 from tasks.scan_configs import reconcile_scan_config
@@ -41,6 +42,9 @@ def sweep(settings):
         for row in query:
             actor.send(row.id)
             sent += 1
+    for row in AssetScan.awaiting_findings():
+        process_findings.send(row.id)
+        sent += 1
     provider = get_provider(settings["provider"], settings)
     live = {row.id for row in AssetScan.select(AssetScan.id)}
     for asset_scan_id in provider.leftovers(live):
@@ -53,11 +57,11 @@ _WORK = (
     (ScanConfig, "(disabled eq null or disabled eq false) and scheduled/operationTime le {now}",
      reconcile_scan_config),
     (Scan, "status/state ne 'Done' and status/state ne 'Failed'", reconcile_scan),
-    # Asset scans the orchestrator owes a step: provisioning or aborting, or finished but not
-    # yet processed or cleaned up. Ready and running ones are the scanner's to move.
+    # Asset scans the orchestrator owes a step: provisioning or aborting, or finished and not
+    # cleaned up. Ready and running ones are the scanner's to move; findings are swept apart.
     (AssetScan, "status/state eq 'Pending' or status/state eq 'Scheduled' or status/state eq 'Aborted' "
                 "or ((status/state eq 'Done' or status/state eq 'Failed') "
-                "and (findingsProcessed ne true or resourceCleanupStatus/state eq 'Pending'))",
+                "and resourceCleanupStatus/state eq 'Pending')",
      reconcile_asset_scan),
 ) + estimation_sweep_queries()
 
