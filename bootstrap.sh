@@ -27,6 +27,20 @@ python_env() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[test]"
+  static_assets
+}
+
+# The web UI's one script, pinned: htmx 2 from the npm registry, checked, served from app/static.
+HTMX_VERSION=2.0.8
+HTMX_SHA256=22283ef68cb7545914f0a88a1bdedc7256a703d1d580c1d255217d0a50d31313
+static_assets() {
+  local target=app/static/vendor/htmx.min.js
+  command -v curl >/dev/null || apt_install curl
+  echo "$HTMX_SHA256  $target" | sha256sum -c --status 2>/dev/null && return
+  local scratch; scratch=$(mktemp -d)
+  curl -sSfL "https://registry.npmjs.org/htmx.org/-/htmx.org-$HTMX_VERSION.tgz" | tar xz -C "$scratch" package/dist/htmx.min.js
+  echo "$HTMX_SHA256  $scratch/package/dist/htmx.min.js" | sha256sum -c --status || { echo "htmx $HTMX_VERSION: checksum mismatch" >&2; exit 1; }
+  mkdir -p "$(dirname "$target")" && mv "$scratch/package/dist/htmx.min.js" "$target" && rm -rf "$scratch"
 }
 
 start_postgres() {
@@ -53,7 +67,7 @@ start_redis() {
 }
 
 SCANNER_PACKAGES=(util-linux mount e2fsprogs xfsprogs btrfs-progs ntfs-3g clamav clamav-daemon clamdscan chkrootkit lynis)
-TEST_PACKAGES=(git curl fdisk dosfstools mtools debootstrap rpm db5.3-util golang-go openssh-client)
+TEST_PACKAGES=(chromium git curl fdisk dosfstools mtools debootstrap rpm db5.3-util golang-go openssh-client)
 
 run_tests() {
   apt_install "${SCANNER_PACKAGES[@]}" "${TEST_PACKAGES[@]}"

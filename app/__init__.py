@@ -22,10 +22,12 @@ def create_app(test_config=None):
     from app.ui_api import bp as ui_api_bp
 
     from app import json_errors
+    from app import ui
 
     app.register_blueprint(api_bp)
     app.register_blueprint(ui_api_bp)
     json_errors.init_app(app)
+    ui.init_app(app)
     _load_extensions(app)
     return app
 

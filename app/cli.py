@@ -59,6 +59,7 @@ def up(data_dir, port):
     app = _connected_app()
     settings = app.config
     admin_token = auth.first_admin_token(settings["DATA_DIR"])
+    admin_password = users.first_admin(settings["ADMIN_PASSWORD"])
     database.close()
     environ = dict(os.environ)
     redis_server = None
@@ -67,6 +68,8 @@ def up(data_dir, port):
     click.echo(f"VMClarity: http://{settings['HOST']}:{settings['PORT']}/  (API at /api)")
     click.echo(f"data directory: {settings['DATA_DIR']}")
     click.echo(f"admin API token: {admin_token}")
+    if admin_password:
+        click.echo(f"web UI user 'admin', password (shown only this once): {admin_password}")
     code = launcher.run(launcher.commands(settings), environ)
     if redis_server is not None:
         redis_server.shutdown()

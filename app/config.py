@@ -13,6 +13,8 @@ DEFAULTS = {
     "VMCLARITY_PORT": "8080",
     "VMCLARITY_WEB_WORKERS": "2",
     "VMCLARITY_API_MAX_PAGE": "1000",
+    "VMCLARITY_SECRET_KEY": "",
+    "VMCLARITY_ADMIN_PASSWORD": "",
 }
 
 
@@ -30,4 +32,6 @@ def from_environment(environ=None):
         "PORT": int(settings["VMCLARITY_PORT"]),
         "WEB_WORKERS": int(settings["VMCLARITY_WEB_WORKERS"]),
         "API_MAX_PAGE": int(settings["VMCLARITY_API_MAX_PAGE"]),
+        "SECRET_KEY": settings["VMCLARITY_SECRET_KEY"],
+        "ADMIN_PASSWORD": settings["VMCLARITY_ADMIN_PASSWORD"],
     }

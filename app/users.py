@@ -1,6 +1,7 @@
 """People who sign in to the web UI."""
 
 import datetime
+import secrets
 
 import peewee
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -36,3 +37,16 @@ def check_password(username, password):
     if user is not None and check_password_hash(user.password_hash, password):
         return user
     return None
+
+
+def first_admin(password=None):
+    """Make the `admin` user at first start; return its password when it was generated here.
+
+    `password` (VMCLARITY_ADMIN_PASSWORD) is used when given, and then nothing is returned:
+    the operator knows it already. Once any admin exists this does nothing.
+    """
+    if User.select().where(User.role == "admin").exists():
+        return None
+    generated = None if password else secrets.token_urlsafe(12)
+    create_user("admin", password or generated, "admin")
+    return generated

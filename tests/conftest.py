@@ -7,6 +7,7 @@ fresh PostgreSQL database on 127.0.0.1 (VMCLARITY_TEST_PG_URL to override).
 import contextlib
 import http.server
 import os
+import re
 import threading
 import time
 
@@ -264,3 +265,56 @@ def hanging_server():
     """URL of a helper server that answers nothing for half a minute."""
     with http_server(HangingHandler) as server:
         yield server.url
+
+
+# ---- the web UI ------------------------------------------------------------------------------
+
+UI_PASSWORD = "correct horse battery"
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html):
+    """The CSRF token a page carries in its forms."""
+    return CSRF_INPUT.search(html).group(1)
+
+
+class Browser:
+    """A test client signed in to the UI as a user of some role; writes carry the CSRF token."""
+
+    def __init__(self, client, csrf):
+        self.client = client
+        self.csrf = csrf
+
+    def get(self, url, htmx=False, **kwargs):
+        headers = {"HX-Request": "true"} if htmx else {}
+        return self.client.get(url, headers=headers, **kwargs)
+
+    def post(self, url, data=None, htmx=False, **kwargs):
+        data = {"csrf_token": self.csrf, **(data or {})}
+        headers = {"HX-Request": "true"} if htmx else {}
+        return self.client.post(url, data=data, headers=headers, **kwargs)
+
+
+def sign_in(client, username, password=UI_PASSWORD):
+    """Sign `client` in through the login form; return the login response."""
+    token = csrf_of(client.get("/login").text)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def browser_as(app, db):
+    """browser_as(role) -> a Browser signed in as a new user with that role."""
+    from app import users
+
+    def make(role):
+        client = app.test_client()
+        users.create_user(f"{role}-user", UI_PASSWORD, role)
+        response = sign_in(client, f"{role}-user")
+        assert response.status_code == 302, response.text
+        return Browser(client, csrf_of(client.get("/").text))
+    return make
+
+
+@pytest.fixture
+def admin_browser(browser_as):
+    return browser_as("admin")

@@ -1,0 +1,112 @@
+"""Server-side tables of the UI: one page of API documents, sorted, filtered and counted.
+
+Views describe a table with Columns and turn the request's query string into a
+TableState; `page_of` runs it as an OData query (the same compiler as /api), so
+sorting and filtering behave exactly as the API does.
+"""
+
+import math
+from urllib.parse import urlencode
+from dataclasses import dataclass
+
+from flask import request
+
+from app import odata
+
+PER_PAGE = 25
+MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str                 # name in the query string (?sort=key)
+    label: str
+    sort: str | None = None  # OData path to order by; None: not sortable
+
+
+@dataclass
+class TableState:
+    sort: str
+    descending: bool
+    page: int
+    per_page: int
+
+    @classmethod
+    def from_request(cls, columns, default_sort, default_descending=False):
+        """The table's sort and page from the query string; unknown values fall back to defaults."""
+        sortable = {column.key for column in columns if column.sort}
+        sort = request.args.get("sort", default_sort)
+        if sort not in sortable:
+            sort = default_sort
+        descending = request.args.get("dir", "desc" if default_descending else "asc") == "desc"
+        return cls(sort, descending, _positive(request.args.get("page"), 1),
+                   min(_positive(request.args.get("per_page"), PER_PAGE), MAX_PER_PAGE))
+
+    def orderby(self, columns):
+        path = next(column.sort for column in columns if column.key == self.sort)
+        return ", ".join(f"{part.strip()} {'desc' if self.descending else 'asc'}" for part in path.split(","))
+
+
+@dataclass
+class Page:
+    items: list
+    count: int
+    number: int
+    per_page: int
+
+    @property
+    def pages(self):
+        return max(1, math.ceil(self.count / self.per_page))
+
+
+def page_of(model, columns, state, filters=(), expand=None):
+    """One page of `model` documents matching every OData filter in `filters`."""
+    args = {"$orderby": state.orderby(columns), "$top": str(state.per_page),
+            "$skip": str((state.page - 1) * state.per_page), "$count": "true"}
+    where = all_of(filters)
+    if where:
+        args["$filter"] = where
+    if expand:
+        args["$expand"] = expand
+    result = odata.list_documents(model, args)
+    return Page(result["items"], result["count"], state.page, state.per_page)
+
+
+def count(model, *filters):
+    """How many `model` documents match every OData filter in `filters`."""
+    args = {"$top": "0", "$count": "true"}
+    where = all_of(filters)
+    if where:
+        args["$filter"] = where
+    return odata.list_documents(model, args)["count"]
+
+
+def all_of(filters):
+    return " and ".join(f"({text})" for text in filters if text)
+
+
+def quote(text):
+    """`text` as an OData string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def url_with(**changes):
+    """The current URL with query arguments changed (None removes one); a new sort or filter starts at page 1."""
+    args = request.args.to_dict()
+    if "page" not in changes:
+        args.pop("page", None)
+    for name, value in changes.items():
+        if value is None:
+            args.pop(name, None)
+        else:
+            args[name] = str(value)
+    query = urlencode(args)
+    return request.path + ("?" + query if query else "")
+
+
+def _positive(text, default):
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        return default
+    return value if value > 0 else default

@@ -1,0 +1,32 @@
+"""Signing in and out."""
+
+from flask import redirect, render_template, request, session, url_for
+
+from app import users
+from app.ui import bp
+from app.ui.security import sign_in
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login():
+    error = None
+    if request.method == "POST":
+        user = users.check_password(request.form.get("username", ""), request.form.get("password", ""))
+        if user is not None:
+            sign_in(user)
+            return redirect(_safe_next(request.args.get("next")))
+        error = "wrong username or password"
+    return render_template("ui/login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("ui.login"))
+
+
+def _safe_next(target):
+    """Only a path on this site: never an absolute or scheme-relative URL."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("ui.dashboard_page")
+    return target
