@@ -59,8 +59,12 @@ class Page:
         return max(1, math.ceil(self.count / self.per_page))
 
 
-def page_of(model, columns, state, filters=(), expand=None):
-    """One page of `model` documents matching every OData filter in `filters`."""
+def page_of(model, columns, state, filters=(), expand=None, restrict=None):
+    """One page of `model` documents matching every OData filter in `filters`.
+
+    `restrict` is a peewee condition ANDed in, for what OData cannot say (e.g. a
+    finding that some valid asset finding still points at).
+    """
     args = {"$orderby": state.orderby(columns), "$top": str(state.per_page),
             "$skip": str((state.page - 1) * state.per_page), "$count": "true"}
     where = all_of(filters)
@@ -68,7 +72,7 @@ def page_of(model, columns, state, filters=(), expand=None):
         args["$filter"] = where
     if expand:
         args["$expand"] = expand
-    result = odata.list_documents(model, args)
+    result = odata.list_documents(model, args, restrict=restrict)
     return Page(result["items"], result["count"], state.page, state.per_page)
 
 
