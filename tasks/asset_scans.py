@@ -1,18 +1,25 @@
 """The asset scan state machine (anatomy §2.3): provision the scanner, then clean up.
 
 Scheduled -> the provider starts the scanner -> ReadyToScan (the scanner itself
-drives InProgress and Done/Failed). Aborted -> Failed once the abort grace has
-passed. Done/Failed -> findings processing, and cleanup by the delete policy.
-A provider step that is not ready re-enqueues this actor after the delay the
-provider asks for; no worker ever sleeps on a cloud.
+drives InProgress and Done/Failed). ReadyToScan/InProgress/Aborted whose scanner
+is gone without reporting its end -> Failed, after a short grace for its last
+report. Aborted -> Failed once the abort grace has passed. Done/Failed ->
+findings processing, and cleanup by the delete policy (which revokes the
+scanner token). A provider step that is not ready re-enqueues this actor after
+the delay the provider asks for; no worker ever sleeps on a cloud.
+
+A scanner's end is noticed at once when the provider sees it (`on_scanner_exit`),
+else by the scheduler's sweep, which reconciles every running asset scan.
 """
 
 import datetime
+import time
 
 import dramatiq
 
 import tasks.broker  # noqa: F401  (sets the broker before any actor is declared)
 from app import auth
+from app.db import database
 from app.models import ApiToken, Asset, AssetScan
 from tasks.findings import process_findings
 from tasks.locks import run_step
@@ -36,23 +43,31 @@ def _reconcile(asset_scan_id):
     state = asset_scan["status"]["state"]
     if state == "Scheduled":
         _provision(asset_scan, settings)
+    elif state in ("ReadyToScan", "InProgress"):
+        _fail_if_scanner_gone(asset_scan, settings)
     elif state == "Aborted":
-        _aborted(asset_scan, settings)
+        if not _fail_if_scanner_gone(asset_scan, settings):
+            _aborted(asset_scan, settings)
     elif state in AssetScan.FINISHED_STATES:
         if not asset_scan.get("findingsProcessed"):
             process_findings.send(asset_scan_id)
         _clean_up(asset_scan, settings)
 
 
+def provider_of(settings):
+    """The configured provider, telling this actor at once when it sees a scanner exit."""
+    return get_provider(settings["provider"], {**settings, "on_scanner_exit": reconcile_asset_scan.send})
+
+
 def _provision(asset_scan, settings):
     asset = load(Asset, asset_scan["asset"]["id"])
-    provider = get_provider(settings["provider"], settings)
+    provider = provider_of(settings)
     job = ScanJob(
         asset_scan_id=asset_scan["id"],
         asset=asset,
         scanner_config=scanner_config(asset_scan.get("scanFamiliesConfig") or {}, scanner_settings()),
         api_url=settings["api_url"],
-        token=auth.mint_scanner_token(asset_scan["id"]),
+        mint_token=lambda: _mint_scanner_token(asset_scan["id"]),
     )
     try:
         provider.run_asset_scan(job)
@@ -60,6 +75,35 @@ def _provision(asset_scan, settings):
         patch(AssetScan, asset_scan, {"status": status("Failed", "Error", f"provider: {error}")})
         return
     patch(AssetScan, asset_scan, {"status": status("ReadyToScan", "ResourcesReady")})
+
+
+def _mint_scanner_token(asset_scan_id):
+    """The asset scan's one scanner token: any earlier one (a start that never happened) is revoked."""
+    with database.atomic():
+        _revoke_scanner_tokens(asset_scan_id)
+        return auth.mint_scanner_token(asset_scan_id)
+
+
+def _revoke_scanner_tokens(asset_scan_id):
+    ApiToken.delete().where(ApiToken.asset_scan == asset_scan_id).execute()
+
+
+def _fail_if_scanner_gone(asset_scan, settings):
+    """Failed when the scanner is gone without having reported the end, once the grace has passed.
+
+    True when it failed the asset scan. The grace runs from the exit: a scanner's last PATCH
+    may still be on its way. A report that lands meanwhile changes the revision, so the patch
+    here is refused (Stale) and the reconcile runs again on the reported state.
+    """
+    gone = provider_of(settings).scanner_exit(asset_scan["id"])
+    if gone is None:
+        return False
+    waited = time.time() - gone.at
+    grace = settings["scanner_exit_grace"]
+    if waited < grace:
+        raise RetryableError("the scanner is gone; waiting for its last report", after=grace - waited)
+    patch(AssetScan, asset_scan, {"status": status("Failed", "Error", gone.message())})
+    return True
 
 
 def _aborted(asset_scan, settings):
@@ -75,6 +119,8 @@ def _clean_up(asset_scan, settings):
         return
     policy = settings["delete_policy"]
     if policy == "never" or (policy == "onsuccess" and asset_scan["status"]["state"] == "Failed"):
+        # The resources stay, for a look at them; the token is of no more use to anyone.
+        _revoke_scanner_tokens(asset_scan["id"])
         patch(AssetScan, asset_scan, {"resourceCleanupStatus": status("Skipped", "DeletePolicy")})
         return
     try:
@@ -82,7 +128,7 @@ def _clean_up(asset_scan, settings):
     except FatalError as error:
         patch(AssetScan, asset_scan, {"resourceCleanupStatus": status("Failed", "ProviderError", str(error))})
         return
-    ApiToken.delete().where(ApiToken.asset_scan == asset_scan["id"]).execute()
+    _revoke_scanner_tokens(asset_scan["id"])
     patch(AssetScan, asset_scan, {"resourceCleanupStatus": status("Done", "Success")})
 
 

@@ -1,8 +1,8 @@
 """The scheduler: one process (a Redis lock makes a second copy wait) that enqueues due work.
 
 Every sweep interval it re-drives everything whose state says work remains:
-due scan configs, unfinished scans, asset scans still provisioning, aborted,
-unprocessed or not cleaned up; it removes provider resources whose asset scan
+due scan configs, unfinished scans, asset scans still provisioning, running
+(is their scanner still there?), aborted, unprocessed or not cleaned up; it removes provider resources whose asset scan
 is gone; and it runs discovery every discovery interval. Messages lost with a
 killed worker or a restarted Redis are thereby sent again; the actors are
 idempotent, so a duplicate does no harm.
@@ -57,9 +57,10 @@ _WORK = (
     (ScanConfig, "(disabled eq null or disabled eq false) and scheduled/operationTime le {now}",
      reconcile_scan_config),
     (Scan, "status/state ne 'Done' and status/state ne 'Failed'", reconcile_scan),
-    # Asset scans the orchestrator owes a step: provisioning or aborting, or finished and not
-    # cleaned up. Ready and running ones are the scanner's to move; findings are swept apart.
-    (AssetScan, "status/state eq 'Pending' or status/state eq 'Scheduled' or status/state eq 'Aborted' "
+    # Asset scans the orchestrator owes a step: provisioning, aborting, checking that the scanner
+    # of a ready or running one is still there, or finished and not cleaned up. Findings are
+    # swept apart.
+    (AssetScan, "status/state ne 'Done' and status/state ne 'Failed' "
                 "or ((status/state eq 'Done' or status/state eq 'Failed') "
                 "and resourceCleanupStatus/state eq 'Pending')",
      reconcile_asset_scan),

@@ -11,6 +11,8 @@ ORCHESTRATOR_SETTINGS = {
     "VMCLARITY_API_URL": ("", "the API address scanners report to (default: http://<host>:<port>/api)"),
     "VMCLARITY_DELETE_POLICY": ("Always", "clean up scanner resources: Always, OnSuccess or Never"),
     "VMCLARITY_ABORT_TIMEOUT": ("600", "seconds an aborted asset scan waits for its scanner before Failed"),
+    "VMCLARITY_SCANNER_EXIT_GRACE": ("5", "seconds a scanner that exited without reporting its end may still "
+                                          "report before its asset scan is Failed"),
     "VMCLARITY_SCAN_TIMEOUT": ("172800", "seconds before a scan without its own timeoutSeconds fails"),
     "VMCLARITY_MAX_PARALLEL_SCANNERS": ("2", "scanners per scan when the scan config does not say"),
     "VMCLARITY_SWEEP_INTERVAL": ("30", "seconds between the scheduler's watchdog sweeps"),
@@ -28,6 +30,7 @@ def orchestrator_settings(environ=None):
         "api_url": value["VMCLARITY_API_URL"] or f"http://{app_settings['HOST']}:{app_settings['PORT']}/api",
         "delete_policy": value["VMCLARITY_DELETE_POLICY"].lower(),
         "abort_timeout": float(value["VMCLARITY_ABORT_TIMEOUT"]),
+        "scanner_exit_grace": float(value["VMCLARITY_SCANNER_EXIT_GRACE"]),
         "scan_timeout": float(value["VMCLARITY_SCAN_TIMEOUT"]),
         "max_parallel_scanners": int(value["VMCLARITY_MAX_PARALLEL_SCANNERS"]),
         "sweep_interval": float(value["VMCLARITY_SWEEP_INTERVAL"]),

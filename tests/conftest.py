@@ -8,6 +8,7 @@ import contextlib
 import http.server
 import os
 import re
+import subprocess
 import threading
 import time
 
@@ -28,6 +29,7 @@ from scanner.run import walk_with_scanners
 os.environ.setdefault("VMCLARITY_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 ADMIN_TOKEN = "test-admin-token"
+MiB = 1024 * 1024
 PG_SERVER_URL = os.environ.get("VMCLARITY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 PG_TEST_DB = f"vmclarity_test_{os.getpid()}"
 
@@ -265,6 +267,52 @@ def hanging_server():
     """URL of a helper server that answers nothing for half a minute."""
     with http_server(HangingHandler) as server:
         yield server.url
+
+
+# ---- disk images on loop devices (the local provider's VMInfo assets) ----------------
+
+
+def ext4_image(path, tree, size=32 * MiB):
+    """An ext4 disk image of `size` bytes at `path` holding a copy of the directory `tree`."""
+    with open(path, "wb") as image:
+        image.truncate(size)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(path)], check=True, capture_output=True)
+    return path
+
+
+def loops_of(image):
+    """The loop devices attached to `image`."""
+    out = subprocess.run(["losetup", "--associated", str(image)], capture_output=True, text=True, check=True)
+    return [line.split(":")[0] for line in out.stdout.splitlines()]
+
+
+def mounts_of(device):
+    """Where `device` (or a partition of it) is mounted."""
+    with open("/proc/self/mounts") as mounts:
+        return [line.split()[1] for line in mounts if line.split()[0].startswith(device)]
+
+
+@pytest.fixture(scope="session")
+def loop_devices(tmp_path_factory):
+    """Skip unless this machine attaches loop devices and mounts them (found by trying)."""
+    if os.geteuid() != 0:
+        pytest.skip("loop devices need root")
+    workdir = tmp_path_factory.mktemp("probe")
+    (workdir / "tree").mkdir()
+    image = ext4_image(workdir / "probe.img", workdir / "tree")
+    attach = subprocess.run(["losetup", "--find", "--show", "--read-only", str(image)], capture_output=True, text=True)
+    if attach.returncode != 0:
+        pytest.skip(f"the kernel refuses loop devices here: {attach.stderr.strip()}")
+    loop = attach.stdout.strip()
+    (workdir / "mnt").mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "ext4", "-o", "ro", loop, str(workdir / "mnt")],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"mounting is not allowed here: {mounted.stderr.strip()}")
+        subprocess.run(["umount", str(workdir / "mnt")], check=True)
+    finally:
+        subprocess.run(["losetup", "--detach", loop], capture_output=True)
 
 
 # ---- the web UI ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Loop-device cases skip only when this machine refuses loop devices (found by try
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,12 +22,12 @@ import pytest
 from app import auth
 from app.db import database
 from app.validation import schema_validator
+from conftest import MiB, ext4_image, loops_of, mounts_of
 from tasks.providers import FatalError, RetryableError, ScanJob
 from tasks.providers import local
 from tasks.providers.local import LocalProvider
 from tasks.scanner_config import scanner_config
 
-MiB = 1024 * 1024
 CVE = "CVE-2099-0001"
 OSV_RECORD = {
     "id": "PYSEC-2099-1",
@@ -104,8 +105,14 @@ def move(api, asset_scan_id, *states):
         assert response.status_code == 200, response.get_json()
 
 
-def job(asset, asset_scan_id, token, config=SBOM_ONLY):
-    return ScanJob(asset_scan_id=asset_scan_id, asset=asset, scanner_config=config, api_url=None, token=token)
+def job(asset, asset_scan_id, token, config=SBOM_ONLY, minted=None):
+    """The ScanJob; its token "minted" (appended to `minted`) each time the provider asks for one."""
+    def mint():
+        if minted is not None:
+            minted.append(token)
+        return token
+
+    return ScanJob(asset_scan_id=asset_scan_id, asset=asset, scanner_config=config, api_url=None, mint_token=mint)
 
 
 def asset_scan(api, asset_scan_id):
@@ -165,46 +172,6 @@ def slow_scan_config(tmp_path, hanging_server):
 
 def exploits_running(api, asset_scan_id):
     return (asset_scan(api, asset_scan_id).get("exploits") or {}).get("status", {}).get("state") == "InProgress"
-
-
-def ext4_image(path, tree, size=32 * MiB):
-    with open(path, "wb") as image:
-        image.truncate(size)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(path)], check=True, capture_output=True)
-    return path
-
-
-def loops_of(image):
-    out = subprocess.run(["losetup", "--associated", str(image)], capture_output=True, text=True, check=True)
-    return [line.split(":")[0] for line in out.stdout.splitlines()]
-
-
-def mounts_of(device):
-    with open("/proc/self/mounts") as mounts:
-        return [line.split()[1] for line in mounts if line.split()[0].startswith(device)]
-
-
-@pytest.fixture(scope="session")
-def loop_devices(tmp_path_factory):
-    """Skip unless this machine attaches loop devices and mounts them (found by trying)."""
-    if os.geteuid() != 0:
-        pytest.skip("loop devices need root")
-    workdir = tmp_path_factory.mktemp("probe")
-    (workdir / "tree").mkdir()
-    image = ext4_image(workdir / "probe.img", workdir / "tree")
-    attach = subprocess.run(["losetup", "--find", "--show", "--read-only", str(image)], capture_output=True, text=True)
-    if attach.returncode != 0:
-        pytest.skip(f"the kernel refuses loop devices here: {attach.stderr.strip()}")
-    loop = attach.stdout.strip()
-    (workdir / "mnt").mkdir()
-    try:
-        mounted = subprocess.run(["mount", "-t", "ext4", "-o", "ro", loop, str(workdir / "mnt")],
-                                 capture_output=True, text=True)
-        if mounted.returncode != 0:
-            pytest.skip(f"mounting is not allowed here: {mounted.stderr.strip()}")
-        subprocess.run(["umount", str(workdir / "mnt")], check=True)
-    finally:
-        subprocess.run(["losetup", "--detach", loop], capture_output=True)
 
 
 # ---- discovery ----------------------------------------------------------------------
@@ -296,12 +263,12 @@ def test_two_concurrent_runs_start_one_scanner(app, api, provider, root):
     asset, asset_scan_id, token = new_asset_scan(
         app, api, {"objectType": "DirInfo", "dirName": str(root), "location": "test"})
     barrier = threading.Barrier(4)
-    errors = []
+    errors, minted = [], []
 
     def run():
         barrier.wait()
         try:
-            provider.run_asset_scan(job(asset, asset_scan_id, token))
+            provider.run_asset_scan(job(asset, asset_scan_id, token, minted=minted))
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -311,6 +278,7 @@ def test_two_concurrent_runs_start_one_scanner(app, api, provider, root):
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
+    assert minted == [token]  # a token only for the scanner that was started
 
     # Still waiting for ReadyToScan, so every scanner started would still be alive.
     [pid] = local._processes(asset_scan_id, None)
@@ -346,6 +314,58 @@ def test_remove_kills_a_running_scanner_and_retries_until_it_is_dead(
     assert not (provider.root / asset_scan_id).exists()
     # The scanner never got to report: the asset scan is as the kill left it.
     assert asset_scan(api, asset_scan_id)["status"]["state"] == "InProgress"
+
+
+def test_a_killed_scanner_is_gone_with_its_exit_code_and_the_orchestrator_is_told(
+        app, api, tmp_path, live_server, root, slow_scan_config):
+    told = []
+    provider = LocalProvider({"data_dir": str(tmp_path / "data"), "api_url": f"{live_server}/api",
+                              "on_scanner_exit": told.append})
+    asset, asset_scan_id, token = new_asset_scan(
+        app, api, {"objectType": "DirInfo", "dirName": str(root), "location": "test"})
+    minted = []
+    try:
+        assert provider.scanner_exit(asset_scan_id) is None  # nothing started
+        provider.run_asset_scan(job(asset, asset_scan_id, token, slow_scan_config, minted))
+        move(api, asset_scan_id, "ReadyToScan")
+        wait_for(lambda: exploits_running(api, asset_scan_id), 60, "the exploits lookup to start")
+        assert provider.scanner_exit(asset_scan_id) is None  # running
+        pid = state_of(provider, asset_scan_id)["pid"]
+
+        killed = time.time()
+        os.kill(pid, signal.SIGKILL)
+        # Found gone at once; its exit code follows as soon as its reaper has recorded it.
+        wait_for(lambda: provider.scanner_exit(asset_scan_id), 10, "the scanner to be gone")
+        gone = wait_for(lambda: (provider.scanner_exit(asset_scan_id).code is not None
+                                 and provider.scanner_exit(asset_scan_id)), 10, "its exit code")
+        assert gone.code == -signal.SIGKILL and killed <= gone.at <= time.time()
+        assert gone.message() == "scanner exited with code -9 (killed by SIGKILL) without reporting"
+        wait_for(lambda: told == [asset_scan_id], 10, "the exit to be told")
+
+        provider.run_asset_scan(job(asset, asset_scan_id, token, slow_scan_config, minted))  # not restarted
+        assert minted == [token] and provider.scanner_exit(asset_scan_id) == gone
+        assert asset_scan(api, asset_scan_id)["status"]["state"] == "InProgress"  # the orchestrator's to fail
+    finally:
+        remove(provider, asset_scan_id)
+    assert provider.scanner_exit(asset_scan_id) is None  # removed: nothing started any more
+    assert sorted(p.name for p in provider.root.iterdir()) == ["logs"]  # no lock file left by the reaper
+
+
+def test_a_scanner_that_exited_unwatched_is_gone_without_a_code(tmp_path):
+    # Its worker died first: nobody reaped it with its exit code.
+    provider = LocalProvider({"data_dir": str(tmp_path)})
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    (provider.root / "as-1").mkdir(parents=True)
+    (provider.root / "as-1.lock").touch()
+    (provider.root / "as-1" / "state.json").write_text(json.dumps({"pid": exited.pid, "pgid": exited.pid}))
+
+    gone = provider.scanner_exit("as-1")
+    assert gone.code is None and gone.message() == "scanner exited without reporting (exit code unknown)"
+    time.sleep(0.05)
+    assert provider.scanner_exit("as-1") == gone  # noticed once: the grace runs from then
+    provider.remove_asset_scan("as-1")
+    assert provider.scanner_exit("as-1") is None
 
 
 def test_a_scanner_whose_start_was_never_recorded_is_found_by_its_tag(app, api, provider, root):

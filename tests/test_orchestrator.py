@@ -7,6 +7,7 @@ the Dramatiq worker runs in this process on the same database.
 import json
 import os
 import shutil
+import signal
 import time
 import zipfile
 
@@ -16,8 +17,15 @@ from dramatiq import Worker
 
 import tasks
 from app import create_app
-from conftest import ADMIN_TOKEN, AuthedClient, serving
+from app.db import database
+from app.models import ApiToken
+from conftest import ADMIN_TOKEN, AuthedClient, ext4_image, loops_of, mounts_of, serving
+import tasks.asset_scans
+import tasks.scheduler
 from tasks import triggers
+from tasks.providers import get_provider
+from tasks.providers.local import LocalProvider
+from tasks.settings import orchestrator_settings
 
 CVE = "CVE-2099-0002"
 OSV_RECORD = {
@@ -194,6 +202,74 @@ def test_short_timeout_fails_the_scan_with_timeout(orchestrator, roots, monkeypa
     config = scan_config(api, f"assetInfo/dirName eq '{roots[0]}'", families=families, timeoutSeconds=1)
     scan = wait_for_scan(api, config["id"])
     assert (scan["status"]["state"], scan["status"]["reason"]) == ("Failed", "Timeout")
+
+
+@pytest.mark.parametrize("kind", ["directory", "disk image", "directory, found by the sweep"])
+def test_a_scanner_killed_mid_scan_fails_its_asset_scan_and_leaves_nothing(
+        orchestrator, roots, tmp_path, monkeypatch, hanging_server, request, kind):
+    api = orchestrator
+    monkeypatch.setenv("VMCLARITY_SCANNER_EXPLOITDB_URL", hanging_server)
+    monkeypatch.setenv("VMCLARITY_SCANNER_EXIT_GRACE", "1")
+    sweeps = []
+    if kind.endswith("sweep"):
+        # As when the worker that started the scanner died: nobody is told of its exit, and only
+        # the scheduler's sweep (played here once a second) finds it gone, without an exit code.
+        monkeypatch.setattr(tasks.asset_scans, "provider_of",
+                            lambda settings: get_provider(settings["provider"], settings))
+        monkeypatch.setattr(LocalProvider, "_reap", lambda self, asset_scan_id, process: process.wait())
+        sweeps.append(0.0)
+    assets = discover(api)
+    healthy = assets[str(roots[1])]
+    if kind.startswith("directory"):
+        victim = assets[str(roots[0])]
+    else:
+        request.getfixturevalue("loop_devices")  # skips only this case where loop devices are refused
+        image = ext4_image(tmp_path / "disk.img", roots[0])
+        [info] = LocalProvider({"data_dir": str(tmp_path), "local_assets": [str(image)]}).discover_assets()
+        victim = api.post("/api/assets", json={"assetInfo": info}).get_json()
+    # The exploit lookup of the victim's vulnerable package hangs: its scanner stays mid-scan.
+    families = {**FAMILIES, "exploits": {"enabled": True}}
+    config = scan_config(api, f"id eq '{victim['id']}' or id eq '{healthy['id']}'", families=families)
+    running = wait_for_scan(api, config["id"], done=("InProgress",))
+
+    def victim_scan():
+        items = api.get(f"/api/assetScans?$filter=scan/id eq '{running['id']}' and "
+                        f"asset/id eq '{victim['id']}'").get_json()["items"]
+        return items[0] if items and (items[0].get("exploits") or {}).get("status", {}).get(
+            "state") == "InProgress" else None
+
+    wait_until(victim_scan)
+    asset_scan_id = victim_scan()["id"]
+    assert tokens_of(asset_scan_id) == 1
+    record = json.loads((tmp_path / "data/local-provider" / asset_scan_id / "state.json").read_text())
+    if kind == "disk image":
+        assert mounts_of(record["loop"])  # the scanner has the snapshot mounted
+    os.kill(record["pid"], signal.SIGKILL)
+
+    def sweep():
+        if sweeps and time.monotonic() - sweeps[-1] > 1:
+            sweeps.append(time.monotonic())
+            with database.connection_context():
+                tasks.scheduler.sweep(orchestrator_settings())
+
+    scan = wait_for_scan(api, config["id"], watch=sweep)
+    assert (scan["status"]["state"], scan["status"]["reason"]) == ("Failed", "Error"), scan["status"]
+    assert scan["status"]["message"] == "1 succeeded, 1 failed out of 2 total asset scans"
+    failed = api.get(f"/api/assetScans/{asset_scan_id}").get_json()
+    assert failed["status"]["reason"] == "Error"
+    assert failed["status"]["message"] == ("scanner exited without reporting (exit code unknown)" if sweeps else
+                                           "scanner exited with code -9 (killed by SIGKILL) without reporting")
+    assert_no_scanners_left(api)
+    assert tokens_of(asset_scan_id) == 0
+    if kind == "disk image":
+        assert mounts_of(record["loop"]) == [] and loops_of(image) == []
+    left = sorted(p.name for p in (tmp_path / "data/local-provider").iterdir())
+    assert set(left) <= {"logs", "attach.lock"}, left  # the kept logs and the provider's own lock
+
+
+def tokens_of(asset_scan_id):
+    with database.connection_context():
+        return ApiToken.select().where(ApiToken.asset_scan == asset_scan_id).count()
 
 
 def wait_until(condition, timeout=60):

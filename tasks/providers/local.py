@@ -19,12 +19,18 @@ Settings (a dict; the orchestrator fills it from the environment):
 - `stop_grace` (default 10): seconds between SIGTERM and SIGKILL when removing.
 - `estimate_throughput` (default 50 MB/s): bytes per second a scan reads, for estimates
   without earlier stats.
+- `on_scanner_exit`: called with the asset scan id when a scanner this process started
+  exits (from the thread that reaps it), so the orchestrator checks it at once.
+
+A scanner's exit code is recorded in its `state.json` by the process that started it
+(`exit_code`, `exited`); when that process died first, the code is lost and the first
+`scanner_exit` call that finds the scanner gone records when it noticed (`gone`).
 
 lynis is never run here (see `_for_this_host`): it would audit this host, not the asset.
 
 Everything an asset scan owns is named after it (principle 2):
 - `<data_dir>/local-provider/<id>/`: `families.yaml`, `state.json` (pid, pgid, loop
-  device, started), `scanner.log` (its stdout and stderr), `state/` and `output/` of the
+  device, started, exit code), `scanner.log` (its stdout and stderr), `state/` and `output/` of the
   scanner;
 - `<data_dir>/local-provider/<id>.lock`: serialises run and remove of that asset scan;
 - every scanner process carries `VMCLARITY_LOCAL_ASSET_SCAN=<id>` in its environment,
@@ -56,7 +62,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.providers import FatalError, Provider, RetryableError
+from tasks.providers import FatalError, Provider, RetryableError, ScannerExit
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +96,7 @@ class LocalProvider(Provider):
         self.scanner_command = shlex.split(command) if isinstance(command, str) else list(command)
         self.stop_grace = float(settings.get("stop_grace", DEFAULT_STOP_GRACE))
         self.throughput = float(settings.get("estimate_throughput", DEFAULT_THROUGHPUT))
+        self.on_scanner_exit = settings.get("on_scanner_exit")
 
     # ---- discovery ------------------------------------------------------------------
 
@@ -132,7 +139,7 @@ class LocalProvider(Provider):
         argv = [*self.scanner_command, "scan", "--config", str(directory / "families.yaml"),
                 "--server", job.api_url or self.api_url, "--asset-scan-id", job.asset_scan_id,
                 "--state-dir", str(directory / "state"), "--output", str(directory / "output"), *target]
-        env = _scanner_environment(job.asset_scan_id, job.token)
+        env = _scanner_environment(job.asset_scan_id, job.mint_token())
         try:
             with open(directory / "scanner.log", "ab") as output:
                 process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output,
@@ -140,11 +147,57 @@ class LocalProvider(Provider):
                                            start_new_session=True)
         except OSError as error:
             raise FatalError(f"cannot start the scanner ({argv[0]}): {error}") from None
-        # Reap it when it exits, so that a finished scanner is not a zombie that looks alive.
-        threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
         record.update(pid=process.pid, pgid=process.pid, started=_now())
         _write_json(directory / "state.json", record)
         log.info("asset scan %s: scanner started, pid %s", job.asset_scan_id, process.pid)
+        # Reap it when it exits, so that a finished scanner is not a zombie that looks alive,
+        # and record how it ended. Started after the record: the reaper records under the lock.
+        threading.Thread(target=self._reap, args=(job.asset_scan_id, process), name=f"reap-{process.pid}",
+                         daemon=True).start()
+
+    def _reap(self, asset_scan_id, process):
+        code = process.wait()
+        log.info("asset scan %s: scanner pid %s exited with code %s", asset_scan_id, process.pid, code)
+        try:
+            # Not after removal: a removed asset scan has no lock file, and none is made here.
+            with self._locked(asset_scan_id, create=False) as held:
+                state = self.root / asset_scan_id / "state.json"
+                record = _read_json(state) if held else {}
+                if record.get("pid") == process.pid:
+                    record.update(exit_code=code, exited=time.time())
+                    _write_json(state, record)
+        except OSError as error:
+            log.warning("asset scan %s: cannot record the scanner's exit: %s", asset_scan_id, error)
+        if self.on_scanner_exit is not None:
+            try:
+                self.on_scanner_exit(asset_scan_id)
+            except Exception as error:  # noqa: BLE001 - the sweep asks again later
+                log.warning("asset scan %s: cannot report the scanner's exit: %s", asset_scan_id, error)
+
+    def scanner_exit(self, asset_scan_id):
+        """How the scanner ended once its main process is gone; None while it runs or none was started.
+
+        Children it left behind do not keep it alive here: removal stops them.
+        """
+        state = self._directory(asset_scan_id) / "state.json"
+        record = _read_json(state)
+        if not record.get("pid"):
+            return None
+        if "exit_code" in record:
+            return _exit_of(record)
+        if _processes(asset_scan_id, record.get("pgid")):
+            return None
+        with self._locked(asset_scan_id, create=False) as held:
+            record = _read_json(state) if held else {}
+            if not record.get("pid"):
+                return None  # removed meanwhile
+            if "exit_code" in record:
+                return _exit_of(record)
+            # Not reaped by the process that started it (not yet, or that one died): no exit code.
+            if "gone" not in record:
+                record["gone"] = time.time()
+                _write_json(state, record)
+            return ScannerExit(code=None, at=record["gone"])
 
     def _attach(self, directory, record):
         """Attach the image read-only to a loop device, recorded before and after.
@@ -245,11 +298,17 @@ class LocalProvider(Provider):
         return self.root / asset_scan_id
 
     @contextlib.contextmanager
-    def _locked(self, asset_scan_id):
+    def _locked(self, asset_scan_id, create=True):
+        """Hold the asset scan's lock; yield its path (None, unlocked, if not `create` and there is none)."""
         self._directory(asset_scan_id)
         path = self.root / f"{asset_scan_id}.lock"
-        with _flock(path):
-            yield path
+        with _flock(path, create) as held:
+            yield path if held else None
+
+
+def _exit_of(record):
+    """The ScannerExit a record with an exit code describes (since when it was first found gone)."""
+    return ScannerExit(code=record["exit_code"], at=min(record["exited"], record.get("gone", record["exited"])))
 
 
 # ---- assets -------------------------------------------------------------------------
@@ -470,11 +529,21 @@ def _run(argv):
 
 
 @contextlib.contextmanager
-def _flock(path):
-    """An exclusive flock on `path`, across processes and threads alike."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _flock(path, create=True):
+    """An exclusive flock on `path`, across processes and threads alike; yields True once held.
+
+    With `create` false a missing (or meanwhile deleted) file is not made: it yields False, unlocked.
+    """
+    if create:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+        except FileNotFoundError:
+            if create:
+                raise
+            yield False
+            return
         fcntl.flock(fd, fcntl.LOCK_EX)
         # The previous holder may have deleted the file: then lock the one now at `path`.
         try:
@@ -486,7 +555,7 @@ def _flock(path):
             pass
         os.close(fd)
     try:
-        yield
+        yield True
     finally:
         os.close(fd)
 
