@@ -1,0 +1,205 @@
+"""The scan scope filter builder: rows of (field, operator, value) <-> an OData $filter over assets.
+
+Pure: no database and no Flask. `to_odata` writes the rows as one clause each,
+ANDed; `from_odata` reads such a filter back into rows, or answers None when
+the text holds something the rows cannot show (an `or`, another field...), so
+the form can keep that scope as raw OData instead of losing it.
+"""
+
+from dataclasses import dataclass
+
+from app.odata import ODataError
+from app.odata.parser import BoolOp, Call, Compare, Literal, Not, Path, parse_filter
+from app.ui.listing import quote
+
+STRING, DATETIME, CHOICE = "string", "datetime", "choice"
+TAG_VAR = "t"
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    path: str           # OData path; for tags, the part inside any()
+    kind: str
+    choices: tuple = ()
+
+
+@dataclass(frozen=True)
+class Operator:
+    key: str
+    label: str
+
+
+FIELDS = (
+    Field("objectType", "Asset type", "assetInfo/objectType", CHOICE,
+          ("VMInfo", "DirInfo", "ContainerInfo", "ContainerImageInfo", "PodInfo")),
+    Field("location", "Location", "assetInfo/location", STRING),
+    Field("instanceID", "Instance ID", "assetInfo/instanceID", STRING),
+    Field("dirName", "Directory", "assetInfo/dirName", STRING),
+    Field("instanceProvider", "Cloud provider", "assetInfo/instanceProvider", CHOICE,
+          ("AWS", "Azure", "GCP", "Docker", "External", "Kubernetes")),
+    Field("containerName", "Container name", "assetInfo/containerName", STRING),
+    Field("imageID", "Image ID", "assetInfo/imageID", STRING),
+    Field("tagKey", "Tag key", "key", STRING),
+    Field("tag", "Tag (key=value)", "value", STRING),
+    Field("firstSeen", "First seen", "firstSeen", DATETIME),
+    Field("lastSeen", "Last seen", "lastSeen", DATETIME),
+    Field("terminatedOn", "Terminated on", "terminatedOn", DATETIME),
+)
+FIELDS_BY_KEY = {field.key: field for field in FIELDS}
+TAG_FIELDS = ("tagKey", "tag")
+
+OPERATORS = (
+    Operator("eq", "equals"),
+    Operator("ne", "is not"),
+    Operator("startswith", "starts with"),
+    Operator("endswith", "ends with"),
+    Operator("contains", "contains"),
+    Operator("notcontains", "doesn't contain"),
+    Operator("gt", "after / greater than"),
+    Operator("ge", "from / at least"),
+    Operator("lt", "before / less than"),
+    Operator("le", "until / at most"),
+)
+OPERATORS_BY_KEY = {operator.key: operator for operator in OPERATORS}
+FUNCTIONS = ("startswith", "endswith", "contains")
+#: Operators each kind of field offers.
+KIND_OPERATORS = {
+    STRING: tuple(operator.key for operator in OPERATORS),
+    CHOICE: ("eq", "ne"),
+    DATETIME: ("eq", "ne", "gt", "ge", "lt", "le"),
+}
+
+
+class ScopeError(ValueError):
+    """A row the builder cannot turn into OData; the message names the row."""
+
+
+@dataclass(frozen=True)
+class Row:
+    field: str = "location"
+    op: str = "eq"
+    value: str = ""
+
+    @property
+    def blank(self):
+        return not self.value.strip()
+
+
+def operators_for(field_key):
+    field = FIELDS_BY_KEY.get(field_key, FIELDS_BY_KEY["location"])
+    return [OPERATORS_BY_KEY[key] for key in KIND_OPERATORS[field.kind]]
+
+
+def rows_from_lists(fields, ops, values):
+    """Rows from the form's parallel lists (scope_field, scope_op, scope_value)."""
+    return [Row(field, op, value) for field, op, value in zip(fields, ops, values)]
+
+
+def to_odata(rows):
+    """The $filter the rows mean, every row ANDed; rows without a value are left out."""
+    return " and ".join(_clause(number, row) for number, row in enumerate(rows, 1) if not row.blank)
+
+
+def _clause(number, row):
+    field = FIELDS_BY_KEY.get(row.field)
+    if field is None:
+        raise ScopeError(f"row {number}: unknown field {row.field!r}")
+    if row.op not in KIND_OPERATORS[field.kind]:
+        raise ScopeError(f"row {number}: {field.label} cannot use {_op_label(row.op)}")
+    if field.key == "tag":
+        key, equals, value = row.value.partition("=")
+        if not equals or not key.strip():
+            raise ScopeError(f"row {number}: write the tag as key=value")
+        inner = _condition(f"{TAG_VAR}/value", row.op, value)
+        return f"assetInfo/tags/any({TAG_VAR}: {TAG_VAR}/key eq {quote(key.strip())} and {inner})"
+    if field.key == "tagKey":
+        return f"assetInfo/tags/any({TAG_VAR}: {_condition(f'{TAG_VAR}/key', row.op, row.value)})"
+    return _condition(field.path, row.op, row.value.strip() if field.kind != STRING else row.value)
+
+
+def _condition(path, op, value):
+    if op == "notcontains":
+        return f"not contains({path}, {quote(value)})"
+    if op in FUNCTIONS:
+        return f"{op}({path}, {quote(value)})"
+    return f"{path} {op} {quote(value)}"
+
+
+def _op_label(op):
+    operator = OPERATORS_BY_KEY.get(op)
+    return f"'{operator.label}'" if operator else repr(op)
+
+
+def from_odata(text):
+    """The rows `text` was built from, or None when rows cannot represent it ([] for no scope)."""
+    if not (text or "").strip():
+        return []
+    try:
+        tree = parse_filter(text)
+    except ODataError:
+        return None
+    rows = []
+    for clause in _conjuncts(tree):
+        row = _row(clause)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
+def _conjuncts(node):
+    if isinstance(node, BoolOp) and node.op == "and":
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+def _row(node):
+    """The Row for one clause, or None."""
+    if isinstance(node, Path) and node.lambda_ is not None:
+        return _tag_row(node)
+    matched = _condition_of(node, {field.path: field for field in FIELDS if field.key not in TAG_FIELDS})
+    if matched is None:
+        return None
+    field, op, value = matched
+    return Row(field.key, op, value)
+
+
+def _tag_row(node):
+    lam = node.lambda_
+    if node.text != "assetInfo/tags" or lam.op != "any" or lam.body is None:
+        return None
+    key_field, value_field = FIELDS_BY_KEY["tagKey"], FIELDS_BY_KEY["tag"]
+    fields = {f"{lam.var}/key": key_field, f"{lam.var}/value": value_field}
+    body = lam.body
+    if isinstance(body, BoolOp) and body.op == "and":
+        key = _condition_of(body.left, fields)
+        value = _condition_of(body.right, fields)
+        if (key is None or value is None or key[0] is not key_field or key[1] != "eq"
+                or value[0] is not value_field or "=" in key[2]):
+            return None
+        return Row("tag", value[1], f"{key[2]}={value[2]}")
+    matched = _condition_of(body, fields)
+    if matched is None or matched[0] is not key_field:
+        return None
+    return Row("tagKey", matched[1], matched[2])
+
+
+def _condition_of(node, fields):
+    """(field, op, value) when `node` is `<path> <op> '<text>'` or `[not] fn(<path>, '<text>')`."""
+    if isinstance(node, Compare):
+        path, literal, op = node.left, node.right, node.op
+    elif isinstance(node, Call) and node.name in FUNCTIONS and len(node.args) == 2:
+        (path, literal), op = node.args, node.name
+    elif isinstance(node, Not) and isinstance(node.operand, Call) and node.operand.name == "contains":
+        matched = _condition_of(node.operand, fields)
+        return matched and (matched[0], "notcontains", matched[2])
+    else:
+        return None
+    if not isinstance(path, Path) or path.lambda_ is not None or not isinstance(literal, Literal):
+        return None
+    field = fields.get(path.text)
+    if field is None or literal.kind not in ("string", "datetime") or op not in KIND_OPERATORS[field.kind]:
+        return None
+    return field, op, str(literal.value)
