@@ -1,0 +1,131 @@
+"""Findings as the UI lists and exports them: filters from the query string, pages, all rows, one finding.
+
+A finding is "history" once no asset still has it: every AssetFinding pointing
+at it is invalidated (findings processing sets invalidatedOn when a later scan
+of the asset ran the family and did not see it again) or belongs to a
+terminated asset. A finding's own lastSeen cannot tell: an asset not scanned
+since still has it. OData cannot ask "some asset finding points here", so that
+filter is a peewee sub-select passed as `restrict`.
+"""
+
+import datetime
+from dataclasses import dataclass
+
+from flask import abort
+
+from app import odata
+from app.models import AssetFinding, Finding
+from app.ui.finding_types import DEFAULT_TYPE, TYPES_BY_SLUG
+from app.ui.listing import Column, TableState, all_of, page_of, quote
+
+#: The most rows one export holds; past it the export says so and stops.
+EXPORT_CAP = 50_000
+EXPORT_BATCH = 500
+ASSET_COLUMNS = (
+    Column("asset", "Asset"),
+    Column("location", "Location"),
+    Column("firstSeen", "First seen", "firstSeen"),
+    Column("lastSeen", "Last seen", "lastSeen"),
+    Column("invalidatedOn", "Invalidated on", "invalidatedOn"),
+)
+
+
+@dataclass(frozen=True)
+class FindingFilters:
+    """What the findings table shows, read from its query string."""
+
+    finding_type: object
+    search: str = ""
+    first_seen_from: datetime.date = None
+    first_seen_to: datetime.date = None
+    hide_history: bool = False
+    asset_id: str = ""
+
+    @classmethod
+    def from_args(cls, args):
+        """Filters from a query string mapping; an unknown type is the default tab, a bad date a 400."""
+        return cls(TYPES_BY_SLUG.get(args.get("type"), DEFAULT_TYPE), args.get("q", "").strip(),
+                   _date(args, "first_seen_from"), _date(args, "first_seen_to"),
+                   args.get("hide_history") == "1", args.get("asset", "").strip())
+
+    def odata(self):
+        """The OData $filter clauses (ANDed by the caller)."""
+        return [f"findingInfo/objectType eq {quote(self.finding_type.object_type)}",
+                self._search(),
+                f"firstSeen ge {_midnight(self.first_seen_from)}" if self.first_seen_from else None,
+                # The "to" day is inclusive: everything before the next midnight.
+                f"firstSeen lt {_midnight(self.first_seen_to + datetime.timedelta(days=1))}"
+                if self.first_seen_to else None]
+
+    def restrict(self):
+        """The peewee condition for the asset and history filters, or None."""
+        if not (self.hide_history or self.asset_id):
+            return None
+        clauses = []
+        if self.hide_history:
+            clauses.append("invalidatedOn eq null and asset/terminatedOn eq null")
+        if self.asset_id:
+            clauses.append(f"asset/id eq {quote(self.asset_id)}")
+        holders = (AssetFinding.select(AssetFinding.finding)
+                   .where(odata.filter_expression(AssetFinding, " and ".join(clauses))))
+        return Finding.id.in_(holders)
+
+    def _search(self):
+        if not self.search:
+            return None
+        return " or ".join(f"contains(findingInfo/{path}, {quote(self.search)})" for path in self.finding_type.search)
+
+
+def _date(args, name):
+    text = args.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        abort(400, f"{name} must be a date like 2026-01-31")
+
+
+def _midnight(day):
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def table_state(filters):
+    """The sort and page of the table of `filters.finding_type`; newest sightings first by default."""
+    return TableState.from_request(filters.finding_type.columns, "lastSeen", default_descending=True)
+
+
+def page(filters, state):
+    return page_of(Finding, filters.finding_type.columns, state, filters.odata(), restrict=filters.restrict())
+
+
+def count(filters):
+    result = odata.list_documents(Finding, {"$filter": all_of(filters.odata()), "$top": "0", "$count": "true"},
+                                  restrict=filters.restrict())
+    return result["count"]
+
+
+def every(filters, state, cap=EXPORT_CAP):
+    """The findings of the table, every page in its order, at most `cap`, read in batches."""
+    orderby = state.orderby(filters.finding_type.columns)
+    where, restrict = all_of(filters.odata()), filters.restrict()
+    for skip in range(0, cap, EXPORT_BATCH):
+        top = min(EXPORT_BATCH, cap - skip)
+        batch = odata.list_documents(Finding, {"$filter": where, "$orderby": orderby, "$top": str(top),
+                                               "$skip": str(skip)}, restrict=restrict)["items"]
+        yield from batch
+        if len(batch) < top:
+            return
+
+
+def get(finding_id):
+    finding = odata.get_document(Finding, finding_id, {})
+    if finding is None:
+        abort(404, "no finding has that id")
+    return finding
+
+
+def affected_assets(finding_id, state):
+    """One page of the finding's AssetFindings, each with its asset."""
+    return page_of(AssetFinding, ASSET_COLUMNS, state, [f"finding/id eq {quote(finding_id)}"],
+                   expand="asset($select=id,assetInfo,terminatedOn)")
