@@ -91,3 +91,100 @@ def test_hostile_names_are_shown_as_text(viewer):
         html = viewer.get(url).text
         assert HOSTILE not in html
         assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+# ---- scanning one asset now ------------------------------------------------------------------
+
+def scans():
+    return [row.data for row in Scan.select().order_by(Scan.pk)]
+
+
+def test_scan_now_starts_a_scan_of_exactly_this_asset(browser_as):
+    operator = browser_as("operator")
+    asset = make_asset("/srv/app")
+    make_asset("/srv/other")
+    page = operator.get(f"/assets/{asset['id']}")
+    assert "Scan this asset now" in page.text
+    response = operator.post(f"/assets/{asset['id']}/scan", {"family": ["sbom", "vulnerabilities", "malware"]})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/asset-scans?asset={asset['id']}"
+    [scan] = scans()
+    assert scan["scope"] == f"id eq '{asset['id']}'"
+    assert scan["status"]["state"] == "Pending" and scan["startTime"] and scan["maxParallelScanners"] == 1
+    assert scan["name"].startswith("/srv/app now ")
+    template = scan["assetScanTemplate"]
+    assert template["scanFamiliesConfig"] == {key: {"enabled": True} for key in ("sbom", "vulnerabilities", "malware")}
+    assert template["scannerInstanceCreationConfig"] == {"useSpotInstances": False}
+    # The scope is a filter the orchestrator can run, and it selects this asset alone.
+    from app import odata
+    assert [row.id for row in Asset.select().where(odata.filter_expression(Asset, scan["scope"]))] == [asset["id"]]
+    assert operator.get(response.headers["Location"]).status_code == 200
+
+
+def test_scan_now_offers_the_default_families_ticked(admin_browser):
+    asset = make_asset("/srv/app")
+    form = admin_browser.get(f"/assets/{asset['id']}").text.split('id="scan-now"')[1].split("</form>")[0]
+    ticked = [part.split('"')[0] for part in form.split('name="family" value="')[1:] if '" checked' in part[:40]]
+    assert ticked == ["sbom", "vulnerabilities", "secrets", "misconfigurations"]
+    assert 'value="malware"' in form and 'value="rootkits"' in form and 'value="infoFinder"' in form
+
+
+@pytest.mark.parametrize("families, message", [
+    ([], "choose at least one scan family"),
+    (["sbom", "plugins"], "unknown scan family &#39;plugins&#39;"),
+])
+def test_scan_now_refuses_a_bad_choice_in_place(admin_browser, families, message):
+    asset = make_asset("/srv/app")
+    response = admin_browser.post(f"/assets/{asset['id']}/scan", {"family": families})
+    assert response.status_code == 422
+    assert message in response.text.split('id="scan-now"')[1]
+    assert scans() == []
+
+
+def test_a_terminated_asset_is_not_scanned(admin_browser):
+    asset = make_asset("/srv/gone", terminated="2026-02-01T00:00:00Z")
+    response = admin_browser.post(f"/assets/{asset['id']}/scan", {"family": ["sbom"]})
+    assert response.status_code == 422 and "this asset is terminated" in response.text
+    assert scans() == []
+
+
+def test_viewers_cannot_scan(viewer):
+    asset = make_asset("/srv/app")
+    page = viewer.get(f"/assets/{asset['id']}")
+    assert "Scan this asset now" not in page.text and "/scan" not in page.text
+    response = viewer.post(f"/assets/{asset['id']}/scan", {"family": ["sbom"]})
+    assert response.status_code == 403
+    assert scans() == []
+
+
+def test_scan_now_needs_the_csrf_token(admin_browser):
+    asset = make_asset("/srv/app")
+    response = admin_browser.client.post(f"/assets/{asset['id']}/scan", data={"family": "sbom"})
+    assert response.status_code == 400
+    forged = admin_browser.client.post(f"/assets/{asset['id']}/scan", data={"family": "sbom", "csrf_token": "x"})
+    assert forged.status_code == 400
+    assert scans() == []
+
+
+def test_scanning_an_unknown_asset_is_a_404(admin_browser):
+    assert admin_browser.post("/assets/no-such-id/scan", {"family": ["sbom"]}).status_code == 404
+    assert scans() == []
+
+
+def test_a_hostile_asset_name_in_the_scan_name_is_text(admin_browser):
+    asset = make_asset(f"/srv/{HOSTILE}")
+    admin_browser.post(f"/assets/{asset['id']}/scan", {"family": ["sbom"]})
+    [scan] = scans()
+    store.create(RESOURCES_BY_MODEL[AssetScan], {"asset": {"id": asset["id"]}, "scan": {"id": scan["id"]}})
+    for url in (f"/assets/{asset['id']}", f"/asset-scans?asset={asset['id']}"):
+        html = admin_browser.get(url).text
+        assert HOSTILE not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_the_findings_counters_of_an_asset(app, viewer):
+    asset = make_asset("/srv/app", totalSecrets=3)
+    html = viewer.get(f"/assets/{asset['id']}").text.split("<h2>Findings</h2>")[1].split("</section>")[0]
+    if "ui.findings" in app.view_functions:  # the findings section, filtered to this asset and type
+        assert f'<a href="/findings?type=secrets&amp;asset={asset["id"]}">3</a>' in html
+    else:
+        assert "<dt>Secrets</dt><dd>3</dd>" in html
