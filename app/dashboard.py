@@ -4,8 +4,12 @@ Every widget is one or a few GROUP BY / window queries over the tables; only the
 aggregated rows (and at most 35 finding documents for the impact widget) reach
 Python. JSON paths and date-time instants are read with the OData dialect helpers
 (app/odata/dialect.py), so SQLite and PostgreSQL give identical answers.
+
+Parsing a date-time in SQL costs microseconds per row, so no query parses those of
+every asset finding: findingsTrends reads them through their indexes (app/indexes.py).
 """
 
+import contextlib
 import datetime
 
 from peewee import SQL, fn
@@ -13,6 +17,7 @@ from peewee import SQL, fn
 from app.db import database, is_postgres
 from app.models import Asset, AssetFinding, Finding
 from app.odata import dialect as dialects
+from app.odata import json_path_sql
 from scanner.vocabulary import VULNERABILITY_SEVERITIES
 
 #: FindingsCount / RiskiestAssets key -> ScanFindingsSummary counter (vulnerabilities apart).
@@ -76,11 +81,6 @@ def _number(model, *path):
     return dialects.current().number(_ref(model, path))
 
 
-def _instant(model, *path):
-    """Epoch milliseconds of the RFC 3339 date-time at `path`; NULL when missing or invalid."""
-    return dialects.current().datetime(_text(model, *path))
-
-
 def _live_assets():
     """The original's `terminatedOn eq null`."""
     return _text(Asset, "terminatedOn").is_null()
@@ -90,6 +90,29 @@ def _vulnerability_total():
     return dialects.sql(
         "(" + " + ".join(["coalesce({}, 0)"] * len(SEVERITY_TOTALS)) + ")",
         *[_number(Asset, "summary", "totalVulnerabilities", name) for name in SEVERITY_TOTALS])
+
+
+def _indexed(model, path):
+    """SQL of the value a `$filter` on `path` compares, the column unqualified (`"data"`): exactly
+    the expression of the JSON index on `path` (app/indexes.py), so that index serves it. Only for
+    queries whose FROM has this one table."""
+    return json_path_sql(model, path)[0]
+
+
+@contextlib.contextmanager
+def _aggregate_session(*settings):
+    """On PostgreSQL, run a widget's queries in one transaction without JIT compilation (the JSON
+    and date-time expressions are large: compiling them costs more than the query saves) and
+    with enough work_mem to hash the asset findings in memory."""
+    if not is_postgres():
+        yield
+        return
+    with database.atomic():
+        database.execute_sql("SET LOCAL jit = off")
+        database.execute_sql("SET LOCAL work_mem = '64MB'")
+        for setting in settings:
+            database.execute_sql(f"SET LOCAL {setting}")
+        yield
 
 
 def _run(sql_text, params):
@@ -124,8 +147,10 @@ def riskiest_regions():
              .where(_live_assets(), _text(Asset, "assetInfo", "objectType") == "VMInfo", region.is_null(False))
              .group_by(region)
              .order_by(region))
+    with _aggregate_session():
+        rows = list(query.tuples())
     regions = []
-    for name, vulnerabilities, *counts in query.tuples():
+    for name, vulnerabilities, *counts in rows:
         counts = dict(zip(SUMMARY_TOTALS, (int(n) for n in counts)))
         findings = {"vulnerabilities": int(vulnerabilities), **counts}
         if any(findings.values()):
@@ -181,7 +206,8 @@ def riskiest_assets(top=TOP):
     p = database.param
     text = (f'WITH "counters" {body} SELECT * FROM (SELECT "aid", {all_columns}, {rank_columns} FROM "counters") '
             f'AS "ranked" WHERE ' + " OR ".join(f'"r{k}" <= {p}' for k in range(len(ranks))))
-    rows = _run(text, params + [top] * len(ranks))
+    with _aggregate_session():
+        rows = _run(text, params + [top] * len(ranks))
     info = [_text(Asset, "assetInfo", name) for name in _INFO_PATHS]
     infos = {row[0]: _asset_info(row[1:]) for row in
              Asset.select(Asset.id, *info).where(dialects.current().id_in(Asset.id, [r[0] for r in rows])).tuples()}
@@ -216,57 +242,122 @@ def format_millis(millis):
 
 def findings_trends(start_millis, end_millis, finding_types=tuple(FINDING_TYPES)):
     """FindingsTrends: per type, at each point t, the asset findings with firstSeen <= t and
-    (invalidatedOn null or > t). One pass over asset_finding: the two instants are computed once
-    per row (materialized CTE) and counted against the 10 points with conditional sums."""
+    (invalidatedOn null or > t).
+
+    Parsing every row's two date-times costs more than the rest of the query together, so the
+    rows are never parsed here: the instants are indexed (app/indexes.py), and each row is found
+    through index ranges that fall between two points. With fs, inv the instants and t0..t9 the
+    points, count(t_k) = #{fs <= t_k} - #{fs <= t_k and inv <= t_k}; both terms grow with k, so
+    each row is counted once, at the first point where it enters a term:
+      +1 at k when t_k-1 < fs <= t_k;
+      -1 at k when t_k-1 < inv <= t_k and fs <= t_k, or when t_k-1 < fs <= t_k and inv <= t_k-1
+    (no lower bound at k = 0). The per-point changes are summed per type in SQL, then
+    accumulated over the points here."""
     points = trend_points(start_millis, end_millis)
     object_types = [FINDING_TYPES[t] for t in finding_types]
-    first_seen, invalidated = _instant(AssetFinding, "firstSeen"), _instant(AssetFinding, "invalidatedOn")
-    rows = (AssetFinding.select(Finding.object_type.alias("ot"), first_seen.alias("fs"), invalidated.alias("inv"))
-            .join(Finding, on=(AssetFinding.finding == Finding.id))
-            .where(Finding.object_type.in_(object_types)))
-    body, params = _materialized(rows)
-    p = database.param
-    sums = [f'SUM(CASE WHEN "fs" <= {p} AND ("inv" IS NULL OR "inv" > {p}) THEN 1 ELSE 0 END)' for _ in points]
-    text = (f'WITH "points_rows" {body} SELECT "ot", {", ".join(sums)} FROM "points_rows" '
-            f'WHERE "fs" <= {p} GROUP BY "ot"')
-    for point in points:
-        params += [point, point]
-    params.append(points[-1])
-    counts = {row[0]: [int(n or 0) for n in row[1:]] for row in _run(text, params)}
+    changes = {object_type: [0] * len(points) for object_type in object_types}
+    with _aggregate_session("enable_indexscan = off"):
+        for object_type, k, change in _trend_changes(points, object_types):
+            changes[object_type][k] += int(change)
     times = [format_millis(point) for point in points]
-    return [{"findingType": finding_type,
-             "trends": [{"time": time, "count": count}
-                        for time, count in zip(times, counts.get(FINDING_TYPES[finding_type], [0] * len(points)))]}
-            for finding_type in finding_types]
+    result = []
+    for finding_type, object_type in zip(finding_types, object_types):
+        count, trends = 0, []
+        for time, change in zip(times, changes[object_type]):
+            count += change
+            trends.append({"time": time, "count": count})
+        result.append({"findingType": finding_type, "trends": trends})
+    return result
+
+
+#: Below every instant the date-time expression gives (year 0000 is about -6.2e13 ms).
+_BEFORE_ALL = -(10 ** 18)
+
+
+def _trend_changes(points, object_types):
+    """Rows (objectType, k, change of the count at point k), see findings_trends."""
+    first_seen, invalidated = _indexed(AssetFinding, "firstSeen"), _indexed(AssetFinding, "invalidatedOn")
+    before = [None] + points[:-1]  # None: no lower bound
+    # Three families of ranges: (change, the comparisons, per k their bounds).
+    families = [
+        (1, [(first_seen, ">"), (first_seen, "<=")],
+         [(k, (before[k], points[k])) for k in range(len(points))]),
+        (-1, [(invalidated, ">"), (invalidated, "<="), (first_seen, "<=")],
+         [(k, (before[k], points[k], points[k])) for k in range(len(points))]),
+        (-1, [(first_seen, ">"), (first_seen, "<="), (invalidated, "<=")],
+         [(k, (before[k], points[k], before[k])) for k in range(1, len(points))]),
+    ]
+    p = database.param
+    table = AssetFinding._meta.table_name
+    parts, params = [], []
+    for change, comparisons, ranges in families:
+        if is_postgres():
+            # One parameterized index scan per range (LATERAL): the planner cannot fall back to
+            # a sequential scan, which would parse the date-times of every row.
+            names = [f'"b{i}"' for i in range(len(comparisons))]
+            row = f"({p}::int" + f", {p}::numeric" * len(comparisons) + ")"
+            where = " AND ".join(f'{expression} {op} "bounds".{name}'
+                                 for (expression, op), name in zip(comparisons, names))
+            parts.append(f'SELECT "bounds"."k", {change} AS "change", "rows"."finding_id" '
+                         f'FROM (VALUES {", ".join([row] * len(ranges))}) AS "bounds"("k", {", ".join(names)}) '
+                         f'CROSS JOIN LATERAL (SELECT "finding_id" FROM "{table}" WHERE {where}) AS "rows"')
+            for k, bounds in ranges:
+                params += [k] + [_BEFORE_ALL if bound is None else bound for bound in bounds]
+        else:
+            for k, bounds in ranges:
+                kept = [(expression, op, bound) for (expression, op), bound in zip(comparisons, bounds)
+                        if bound is not None]
+                where = " AND ".join(f"{expression} {op} {p}" for expression, op, _ in kept)
+                parts.append(f'SELECT {k} AS "k", {change} AS "change", "finding_id" FROM "{table}" WHERE {where}')
+                params += [bound for _, _, bound in kept]
+    finding = Finding._meta.table_name
+    text = (f'SELECT "f"."object_type", "changes"."k", SUM("changes"."change") FROM ('
+            + " UNION ALL ".join(parts) +
+            f') AS "changes" JOIN "{finding}" AS "f" ON "f"."id" = "changes"."finding_id" '
+            f'WHERE "f"."object_type" IN ({", ".join([p] * len(object_types))}) '
+            f'GROUP BY "f"."object_type", "changes"."k"')
+    return _run(text, params + list(object_types))
 
 
 # ---- Findings impact -----------------------------------------------------------------------
 
-def _severity_rank():
+def _impact_rank():
+    """The order of a finding within its type: for vulnerabilities their severity (critical 0 ..
+    negligible 4; NULL for none or another, which the original never collects), else 0."""
     severity = _text(Finding, "findingInfo", "severity")
     cases = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(VULNERABILITY_SEVERITIES))
-    return dialects.sql("CASE {} " + cases + f" ELSE {len(VULNERABILITY_SEVERITIES)} END", severity)
+    return dialects.sql("CASE WHEN {} = 'Vulnerability' THEN CASE {} " + cases + " END ELSE 0 END",
+                        Finding.object_type, severity)
 
 
 def findings_impact(top=TOP):
     """FindingsImpact: per type the `top` findings by affected assets (valid asset findings of
-    live assets); vulnerabilities severity by severity, critical first, as the original."""
-    affected = (AssetFinding.select(Finding.id.alias("fid"), Finding.object_type.alias("ot"),
-                                    Finding.key.alias("fkey"), _severity_rank().alias("rank"),
-                                    fn.COUNT(SQL("*")).alias("n"))
-                .join(Finding, on=(AssetFinding.finding == Finding.id))
-                .join(Asset, on=(AssetFinding.asset == Asset.id))
-                .where(_text(AssetFinding, "invalidatedOn").is_null(), _live_assets(),
-                       Finding.object_type.in_([kind for kind, _, _ in IMPACT.values()]))
-                .group_by(Finding.id, Finding.object_type, Finding.key, SQL("4")))
+    live assets); vulnerabilities severity by severity, critical first, as the original.
+
+    The asset findings are counted per finding first, reading only their own table (the few
+    terminated assets are a small NOT IN list); the counts then meet the findings' columns, and
+    only the winners' documents are read."""
+    terminated = (Asset.select(SQL("1"))
+                  .where(Asset.id == AssetFinding.asset, _text(Asset, "terminatedOn").is_null(False)))
+    counts = (AssetFinding.select(AssetFinding.finding.alias("fid"), fn.COUNT(SQL("*")).alias("n"))
+              .where(_text(AssetFinding, "invalidatedOn").is_null(), ~fn.EXISTS(terminated))
+              .group_by(AssetFinding.finding)
+              .alias("counts"))
+    affected = (Finding.select(Finding.id.alias("fid"), Finding.object_type.alias("ot"),
+                               _impact_rank().alias("rank"), counts.c.n.alias("n"), Finding.key.alias("fkey"))
+                .join(counts, on=(counts.c.fid == Finding.id))
+                .where(Finding.object_type.in_([kind for kind, _, _ in IMPACT.values()])))
     body, params = _materialized(affected)
-    ordered = dialects.current().ordered_text(SQL('"fkey"'))
-    order_key = database.get_sql_context().sql(ordered).query()[0]
-    text = (f'WITH "affected" {body} SELECT "fid", "ot", "n" FROM ('
-            f'SELECT "fid", "ot", "n", ROW_NUMBER() OVER (PARTITION BY "ot" ORDER BY '
-            f'CASE WHEN "ot" = \'Vulnerability\' THEN "rank" ELSE 0 END, "n" DESC, {order_key}) AS "position" '
-            f'FROM "affected") AS "ranked" WHERE "position" <= {database.param} ORDER BY "ot", "position"')
-    rows = _run(text, params + [top])
+    order_key = database.get_sql_context().sql(dialects.current().ordered_text(SQL('"fkey"'))).query()[0]
+    p = database.param
+    tops = [f'SELECT * FROM (SELECT "fid", "ot", "rank", "n", "fkey" FROM "affected" '
+            f'WHERE "ot" = {p} AND "rank" IS NOT NULL ORDER BY "rank", "n" DESC, {order_key} LIMIT {p}) AS "top{i}"'
+            for i in range(len(IMPACT))]
+    with _aggregate_session():
+        found = _run(f'WITH "affected" {body} ' + " UNION ALL ".join(tops),
+                     params + [value for kind, _, _ in IMPACT.values() for value in (kind, top)])
+    # The same order as the LIMITs above: byte order of the key is code point order in Python.
+    rows = [(fid, ot, n) for fid, ot, _, n, _ in sorted(found, key=lambda r: (r[1], r[2], -r[3], r[4]))]
     documents = dict(Finding.select(Finding.id, Finding.data)
                      .where(dialects.current().id_in(Finding.id, [row[0] for row in rows])).tuples())
     result = {key: [] for key in IMPACT}

@@ -44,10 +44,11 @@ def upgrade():
             raise RuntimeError(f"the database schema (version {start}) is newer than this code ({target})")
         if start == 0:
             database.create_tables(ALL_MODELS + (SchemaVersion,))
-            create_json_indexes()
         else:
             for step in MIGRATIONS[start - 1:]:
                 step(database)
+        # Derived and idempotent: indexes declared since the database was made are added here.
+        create_json_indexes()
         if start != target:
             SchemaVersion.create(version=target, applied_at=datetime.datetime.now(datetime.timezone.utc))
     return start, target

@@ -308,3 +308,80 @@ def test_unknown_route_and_method_answer_json(api):
     assert_error(api.get("/ui/api/dashboard/nothing"), 404)
     assert_error(api.post("/ui/api/dashboard/riskiestRegions"), 405)
     assert_error(api.get("/api/nothing"), 404)  # the /api blueprint still answers its own errors
+
+
+# ---- edge cases of the indexed computations ----------------------------------------------------
+
+def test_findings_trends_match_the_definition_at_every_edge(api, assets):
+    """Points that fall exactly on firstSeen / invalidatedOn, offsets, an invalidation before the
+    first sighting, zero-width steps: each count is #{firstSeen <= t and (invalidatedOn null or > t)}."""
+    import datetime
+
+    def millis(text):
+        return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+    finding = make_finding(api, exploit("EDGE"))
+    links = [  # (asset, firstSeen, invalidatedOn)
+        ("a1", "2024-03-01T00:00:00Z", None),                        # exactly on a point
+        ("a2", "2024-03-01T00:00:00.001Z", "2024-03-01T02:00:00Z"),  # just after, invalidated on a point
+        ("a3", "2024-03-01T03:00:00+01:00", "2024-03-01T02:59:59Z"),  # 02:00Z, gone a second before 03:00Z
+        ("a4", "2024-03-01T05:00:00Z", "2024-03-01T04:00:00Z"),      # invalidated before first seen
+        ("a5", "2024-02-01T00:00:00Z", "2024-03-01T05:30:00Z"),      # before the window, gone inside it
+        ("a6", "2024-03-01T09:00:00Z", None),                        # after the last point
+    ]
+    for asset, first_seen, invalidated in links:
+        link(api, assets[asset], finding, first_seen, invalidated=invalidated)
+
+    for start, end in [("2024-02-29T23:00:00Z", "2024-03-01T09:00:00Z"),
+                       ("2024-03-01T00:00:00Z", "2024-03-01T00:00:00.005Z"),  # 0 ms steps
+                       ("2024-01-01T00:00:00Z", "2024-03-01T06:00:00Z")]:
+        body = ok(api.get(TRENDS, query_string={"startTime": start, "endTime": end, "findingTypes": "EXPLOIT"}))
+        points = [millis(point["time"]) for point in body[0]["trends"]]
+        expected = [sum(1 for _, first_seen, invalidated in links
+                        if millis(first_seen) <= t and (invalidated is None or millis(invalidated) > t))
+                    for t in points]
+        assert [point["count"] for point in body[0]["trends"]] == expected, (start, end)
+
+
+def test_findings_impact_edges(api, assets):
+    """Vulnerabilities without a known severity are never collected (the original asks severity by
+    severity); counts tie-break on the finding key; terminated assets and invalidated links drop out."""
+    nameless = {"objectType": "Vulnerability", "vulnerabilityName": "CVE-NONE",
+                "package": {"name": "flask", "version": "1.0"}}
+    v_none = make_finding(api, nameless)
+    v_low = make_finding(api, vulnerability("CVE-LOW", "LOW"))
+    for asset in ("a1", "a2", "a3"):
+        link(api, assets[asset], v_none)
+    link(api, assets["a4"], v_low)  # terminated: does not count
+    link(api, assets["a1"], v_low, invalidated="2024-01-01T00:00:00Z")  # invalidated: does not count
+    link(api, assets["a5"], v_low)
+    secrets = []
+    for n in range(7):  # seven secrets with one asset each: five win, always the same (key order)
+        secrets.append(make_finding(api, {"objectType": "Secret", "filePath": f"/s/{6 - n}", "startLine": 1,
+                                          "endLine": 1, "startColumn": 1, "endColumn": 2,
+                                          "fingerprint": f"fp{6 - n}"}))
+        link(api, assets["a2"], secrets[-1])
+    body = ok(api.get("/ui/api/dashboard/findingsImpact"))
+    conforms(body, "FindingsImpact")
+    assert [(item["vulnerability"]["vulnerabilityName"], item["affectedAssetsCount"])
+            for item in body["vulnerabilities"]] == [("CVE-LOW", 1)]
+    winners = [item["secret"]["filePath"] for item in body["secrets"]]
+    assert len(set(winners)) == 5 and all(item["affectedAssetsCount"] == 1 for item in body["secrets"])
+    assert body["secrets"] == ok(api.get("/ui/api/dashboard/findingsImpact"))["secrets"]  # stable
+
+
+def test_dashboard_reads_the_instants_through_their_indexes(db):
+    """The trends query compares exactly the indexed expressions, so the database can use them."""
+    from app import dashboard
+    from app.db import is_postgres
+    from app.models import AssetFinding
+    for path, index in (("firstSeen", "asset_finding_first_seen_invalidated"),
+                        ("invalidatedOn", "asset_finding_invalidated_first_seen")):
+        instant = dashboard._indexed(AssetFinding, path)
+        query = f'SELECT "finding_id" FROM "asset_finding" WHERE {instant} > 0 AND {instant} <= 1'
+        if is_postgres():
+            db.execute_sql("SET enable_seqscan = off")
+            plan = "\n".join(row[0] for row in db.execute_sql(f"EXPLAIN {query}"))
+        else:
+            plan = "\n".join(str(row) for row in db.execute_sql(f"EXPLAIN QUERY PLAN {query}"))
+        assert index in plan, plan
