@@ -105,8 +105,9 @@ def count(filters):
     return result["count"]
 
 
-def every(filters, state, cap=EXPORT_CAP):
-    """The findings of the table, every page in its order, at most `cap`, read in batches."""
+def every(filters, state):
+    """The findings of the table, every page in its order, at most EXPORT_CAP, read in batches."""
+    cap = EXPORT_CAP
     orderby = state.orderby(filters.finding_type.columns)
     where, restrict = all_of(filters.odata()), filters.restrict()
     for skip in range(0, cap, EXPORT_BATCH):
