@@ -192,6 +192,14 @@ def test_export_links_carry_the_current_view(viewer):
         assert "page=" not in href
 
 
+def test_export_links_take_no_orders_from_the_query_string(viewer):
+    page = viewer.get("/findings?_external=1&_scheme=javascript&_anchor=x&endpoint=y&q=a")
+    assert page.status_code == 200
+    hrefs = re.findall(r'href="([^"]*export[^"]*)"', page.text)
+    assert hrefs == ["/findings/export.csv?q=a&amp;type=vulnerabilities",
+                     "/findings/export.sarif?q=a&amp;type=vulnerabilities"]
+
+
 def test_detail_shows_every_field_and_the_affected_assets(viewer):
     finding = make_finding(vulnerability("CVE-2023-32681", description="Leaks Proxy-Authorization",
                                          links=["https://osv.dev/CVE-2023-32681", "javascript:alert(1)"]))

@@ -10,6 +10,9 @@ from app.ui.finding_types import PATH_KEYS, TYPES, cell, detail_fields, severity
 from app.ui.htmx import render
 from app.ui.listing import TableState
 
+#: The query arguments that shape the findings table, apart from its page.
+VIEW_ARGS = ("type", "q", "first_seen_from", "first_seen_to", "hide_history", "asset", "sort", "dir")
+
 
 @bp.get("/findings")
 def findings():
@@ -81,8 +84,11 @@ def _export_request():
 
 
 def _export_args(filters):
-    """The current query string for the export links, minus the page (an export has every page)."""
-    args = {name: value for name, value in request.args.items() if name not in ("page", "per_page")}
+    """The view's own query arguments for the export links; no page (an export has every page).
+
+    Only known names: url_for reads some (_external, _scheme, _anchor) as orders, not arguments.
+    """
+    args = {name: request.args[name] for name in VIEW_ARGS if request.args.get(name)}
     return {**args, "type": filters.finding_type.slug}
 
 
