@@ -164,9 +164,14 @@ def test_findings_of_one_asset(viewer):
     first, second = make_asset("/srv/one"), make_asset("/srv/two")
     link(first, make_finding(vulnerability("CVE-one")))
     link(second, make_finding(vulnerability("CVE-two")))
+    page = viewer.get(f"/findings?asset={first['id']}&hide_history=1&q=x&sort=vulnerabilityName")
+    assert first_cells(page.text) == []
     page = viewer.get(f"/findings?asset={first['id']}")
     assert first_cells(page.text) == ["CVE-one"]
     assert f'href="/assets/{first["id"]}"' in page.text
+    # the tabs keep the asset, not the filters that htmx changes under them
+    tabs = viewer.get(f"/findings?asset={first['id']}&hide_history=1&q=x&sort=vulnerabilityName").text
+    assert f'href="/findings?type=malware&amp;asset={first["id"]}"' in tabs
 
 
 def test_htmx_gets_only_the_table_and_every_url_is_a_page(viewer):

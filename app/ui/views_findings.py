@@ -12,13 +12,17 @@ from app.ui.listing import TableState
 
 #: The query arguments that shape the findings table, apart from its page.
 VIEW_ARGS = ("type", "q", "first_seen_from", "first_seen_to", "hide_history", "asset", "sort", "dir")
+#: Those a tab keeps when it switches type: only the fixed one, as htmx does not redraw the
+#: tabs when the filter form changes.
+TAB_ARGS = ("asset",)
 
 
 @bp.get("/findings")
 def findings():
     filters, state = _table_request()
     return render("ui/findings.html", "ui/_findings_table.html", filters=filters, state=state,
-                  page=queries.page(filters, state), types=TYPES, export_args=_export_args(filters))
+                  page=queries.page(filters, state), types=TYPES, export_args=_export_args(filters),
+                  tab_args=_known_args(TAB_ARGS))
 
 
 @bp.get("/findings/<finding_id>")
@@ -88,8 +92,11 @@ def _export_args(filters):
 
     Only known names: url_for reads some (_external, _scheme, _anchor) as orders, not arguments.
     """
-    args = {name: request.args[name] for name in VIEW_ARGS if request.args.get(name)}
-    return {**args, "type": filters.finding_type.slug}
+    return {**_known_args(VIEW_ARGS), "type": filters.finding_type.slug}
+
+
+def _known_args(names):
+    return {name: request.args[name] for name in names if request.args.get(name)}
 
 
 def _filename(filters, extension):
