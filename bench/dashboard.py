@@ -1,19 +1,22 @@
-"""Benchmark: the dashboard API (/ui/api) at 100,000 findings and 10,000 assets on PostgreSQL.
+"""Benchmark: the dashboard API (/ui/api) at 100,000 findings and 10,000 assets on PostgreSQL or SQLite.
 
 Reuses bench/findings_list.py's data builder (10,000 assets, 100,000 findings,
 ~200,000 asset findings), then makes the data dashboard-shaped: 20% of the asset
 findings invalidated 10 days after they were first seen, 5% of the assets
 terminated, and every asset's summary computed from its valid findings. After
 ANALYZE it times N requests of each endpoint through the Flask test client (admin
-token: the whole request path is measured) and prints p50/p95/max.
+token: the whole request path is measured) and prints p50/p95/max for each of the four
+endpoints (findingsTrends twice: the UI's default last week, and a year).
 
     .venv/bin/python bench/dashboard.py                  # PostgreSQL on 127.0.0.1:5432
+    .venv/bin/python bench/dashboard.py --sqlite         # the same on a SQLite file
     .venv/bin/python bench/dashboard.py -n 50 --pg-url postgresql://postgres@db:5432 --keep
 
 Not a test: it prints figures. The database is dropped afterwards unless --keep.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -23,12 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import findings_list  # noqa: E402
+# The project first; not this folder, whose secrets.py would shadow the standard library's.
+BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(BENCH.parent)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+_spec = importlib.util.spec_from_file_location("findings_list", BENCH / "findings_list.py")
+findings_list = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(findings_list)
 from app import create_app, migrations  # noqa: E402
-from app.db import database, open_database  # noqa: E402
+from app.db import database, is_postgres, open_database  # noqa: E402
 from scanner.vocabulary import FAMILIES, VULNERABILITY_SEVERITIES  # noqa: E402
 
 ADMIN_TOKEN = "bench-admin-token"
@@ -46,6 +51,7 @@ QUERIES = {
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pg-url", default=os.environ.get("VMCLARITY_TEST_PG_URL", findings_list.DEFAULT_PG_URL))
+    parser.add_argument("--sqlite", action="store_true", help="run on a SQLite file instead of PostgreSQL")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("-n", "--requests", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
@@ -54,7 +60,6 @@ def main(argv=None):
     parser.add_argument("--asset-findings", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    args.sqlite = False
 
     findings_list.run_on_fresh_database(args, run)
 
@@ -63,7 +68,10 @@ def run(url, args):
     database.initialize(open_database(url))
     database.connect()
     migrations.upgrade()
-    print(f"database: {url} (PostgreSQL {database.execute_sql('SHOW server_version').fetchone()[0]})")
+    if is_postgres():
+        print(f"database: {url} (PostgreSQL {database.execute_sql('SHOW server_version').fetchone()[0]})")
+    else:
+        print(f"database: {url} (SQLite {findings_list.sqlite_version()})")
     started = time.perf_counter()
     counts = findings_list.populate(random.Random(args.seed), args)
     print(f"inserted {counts} in {time.perf_counter() - started:.1f}s")
@@ -100,22 +108,42 @@ def summarize(name, body):
     return "; ".join(f"{s['findingType']} {[p['count'] for p in s['trends']][::3]}" for s in body)
 
 
+#: The shaping statements per backend: invalidate 20% of the asset findings 10 days after they were
+#: first seen, terminate 5% of the assets, read the valid counts per asset, write one summary.
+SHAPE_SQL = {
+    "postgresql": {
+        "invalidate": "UPDATE asset_finding SET data = jsonb_set(data, '{invalidatedOn}', to_jsonb(to_char("
+                      "((data->>'firstSeen')::timestamptz + interval '10 days') AT TIME ZONE 'UTC',"
+                      " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))) WHERE mod(pk, 5) = 0",
+        "terminate": "UPDATE asset SET data = jsonb_set(data, '{terminatedOn}', '\"2024-05-30T00:00:00Z\"') "
+                     "WHERE mod(pk, 20) = 0",
+        "counts": "SELECT af.asset_id, f.object_type, f.data #>> '{findingInfo,severity}', count(*) "
+                  "FROM asset_finding af JOIN finding f ON f.id = af.finding_id "
+                  "WHERE af.data ->> 'invalidatedOn' IS NULL GROUP BY 1, 2, 3",
+        "summary": "UPDATE asset SET data = jsonb_set(data, '{summary}', %s::jsonb) WHERE id = %s",
+    },
+    "sqlite": {
+        "invalidate": "UPDATE asset_finding SET data = json_set(data, '$.invalidatedOn', "
+                      "strftime('%Y-%m-%dT%H:%M:%SZ', json_extract(data, '$.firstSeen'), '+10 days')) "
+                      "WHERE pk % 5 = 0",
+        "terminate": "UPDATE asset SET data = json_set(data, '$.terminatedOn', '2024-05-30T00:00:00Z') "
+                     "WHERE pk % 20 = 0",
+        "counts": "SELECT af.asset_id, f.object_type, json_extract(f.data, '$.findingInfo.severity'), count(*) "
+                  "FROM asset_finding af JOIN finding f ON f.id = af.finding_id "
+                  "WHERE json_extract(af.data, '$.invalidatedOn') IS NULL GROUP BY 1, 2, 3",
+        "summary": "UPDATE asset SET data = json_set(data, '$.summary', json(?)) WHERE id = ?",
+    },
+}
+
+
 def shape(rng):
     """Invalidate 20% of the asset findings, terminate 5% of the assets, compute every summary."""
+    statements = SHAPE_SQL["postgresql" if is_postgres() else "sqlite"]
     with database.atomic():
-        database.execute_sql(
-            "UPDATE asset_finding SET data = jsonb_set(data, '{invalidatedOn}', to_jsonb(to_char("
-            "((data->>'firstSeen')::timestamptz + interval '10 days') AT TIME ZONE 'UTC',"
-            " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))) WHERE mod(pk, 5) = 0")
-        database.execute_sql(
-            "UPDATE asset SET data = jsonb_set(data, '{terminatedOn}', '\"2024-05-30T00:00:00Z\"') "
-            "WHERE mod(pk, 20) = 0")
-        rows = database.execute_sql(
-            "SELECT af.asset_id, f.object_type, f.data #>> '{findingInfo,severity}', count(*) "
-            "FROM asset_finding af JOIN finding f ON f.id = af.finding_id "
-            "WHERE af.data ->> 'invalidatedOn' IS NULL GROUP BY 1, 2, 3").fetchall()
+        database.execute_sql(statements["invalidate"])
+        database.execute_sql(statements["terminate"])
         counts = {}
-        for asset_id, object_type, severity, n in rows:
+        for asset_id, object_type, severity, n in database.execute_sql(statements["counts"]).fetchall():
             counts.setdefault(asset_id, {})[(object_type, severity)] = n
         asset_ids = [row[0] for row in database.execute_sql("SELECT id FROM asset").fetchall()]
         updates = []
@@ -129,7 +157,7 @@ def shape(rng):
                 for s in VULNERABILITY_SEVERITIES}
             updates.append((json.dumps(summary), asset_id))
         cursor = database.cursor()
-        cursor.executemany("UPDATE asset SET data = jsonb_set(data, '{summary}', %s::jsonb) WHERE id = %s", updates)
+        cursor.executemany(statements["summary"], updates)
 
 
 if __name__ == "__main__":
