@@ -102,7 +102,7 @@ def edit_scan_config(config_id):
     stored = queries.get_config(config_id)
     title = f"Edit {stored['name']}"
     if request.method == "GET":
-        return _form_page(ScanConfigForm.from_document(stored), title=title, config=stored)
+        return _form_page(ScanConfigForm.from_document(stored), title=title, stored_config=stored)
     form = ScanConfigForm.from_form(request.form, kept_schedule=stored.get("scheduled"))
     return _save(form, stored, title)
 
@@ -153,19 +153,19 @@ def _form_vocabulary():
 def _save(form, stored, title):
     config_id = stored["id"] if stored else None
     if form.apply_scope_action(request.form.get("scope_action")):
-        return _form_page(form, title=title, config=stored)
+        return _form_page(form, title=title, stored_config=stored)
     changes, errors = form.checked()
     preview = queries.scope_preview(form)
     if preview.error and "scope" not in errors:
         errors["scope"] = preview.error
     if errors:
-        return _form_page(form, errors, 422, title=title, config=stored, preview=preview)
+        return _form_page(form, errors, 422, title=title, stored_config=stored, preview=preview)
     revision = int(form.revision) if form.revision.isdigit() else 0
     saved, failure = queries.save_config(form.document(changes, stored), config_id,
                                          revision if stored else None)
     if failure:
         status, errors = failure
-        return _form_page(form, errors, status, title=title, config=stored, preview=preview)
+        return _form_page(form, errors, status, title=title, stored_config=stored, preview=preview)
     return _to_configs()
 
 
