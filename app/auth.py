@@ -24,6 +24,7 @@ SCANNER_WRITABLE = frozenset({
     "misconfigurations", "exploits", "infoFinder", "plugins",
 })
 TOKEN_PREFIX = "vmc_"
+MAX_TOKEN_NAME_LENGTH = ApiToken.name.max_length
 
 
 class Principal:
@@ -45,6 +46,11 @@ def _now():
 
 def create_token(name, role, asset_scan_id=None):
     """Store a new token and return its secret, which is shown only this once."""
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("the token needs a name, e.g. what script uses it")
+    if len(name) > MAX_TOKEN_NAME_LENGTH:
+        raise ValueError(f"the token name must have at most {MAX_TOKEN_NAME_LENGTH} characters")
     if role not in ROLES + (SCANNER_ROLE,):
         raise ValueError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     if (role == SCANNER_ROLE) != (asset_scan_id is not None):
@@ -52,6 +58,18 @@ def create_token(name, role, asset_scan_id=None):
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     ApiToken.create(name=name, token_hash=_hash(secret), role=role, asset_scan=asset_scan_id, created_at=_now())
     return secret
+
+
+def people_tokens():
+    """The tokens people made (scanner tokens come and go with their asset scans), oldest first."""
+    return list(ApiToken.select().where(ApiToken.role != SCANNER_ROLE).order_by(ApiToken.created_at, ApiToken.id))
+
+
+def revoke_token(token_id):
+    """Delete a token people made; raise LookupError when there is none with that id."""
+    deleted = ApiToken.delete().where(ApiToken.id == token_id, ApiToken.role != SCANNER_ROLE).execute()
+    if not deleted:
+        raise LookupError("no API token has that id")
 
 
 def mint_scanner_token(asset_scan_id):
