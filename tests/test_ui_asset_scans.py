@@ -126,7 +126,7 @@ def test_an_asset_scan_shows_families_stats_errors_and_summary(viewer):
     page = viewer.get(f"/asset-scans/{asset_scan['id']}")
     assert page.status_code == 200
     html = page.text
-    assert f'href="/assets/{asset["id"]}"' in html and "nightly" in html
+    assert f'href="/assets/{asset["id"]}"' in html and f'<a href="/scans/{scan["id"]}">nightly</a>' in html
     families = html.split("<h2>Scan families</h2>")[1]
     sbom = families.split("<td>SBOM")[1].split("</tr>")[0]
     assert "Done" in sbom and "3 packages" in sbom and '<td class="num">3</td>' in sbom
@@ -153,8 +153,10 @@ def test_a_finished_asset_scan_lists_the_findings_it_saw_last(viewer):
     html = viewer.get(f"/asset-scans/{asset_scan['id']}").text
     findings = html.split("<h2>Findings</h2>")[1]
     assert "2 findings were last seen" in findings
-    assert "CVE-2099-1 in flask 1.0" in findings and "severity high" in findings
-    assert f"{ESCAPED} 1" in findings and "elsewhere" not in findings
+    assert f'href="/findings?asset={asset["id"]}"' in findings
+    vulnerability = Finding.get(Finding.object_type == "Vulnerability").id
+    assert f'<a href="/findings/{vulnerability}">CVE-2099-1</a> <span class="severity high">HIGH</span>' in findings
+    assert ESCAPED in findings and "elsewhere" not in findings
 
 
 def test_an_unfinished_asset_scan_has_no_findings_yet(viewer):

@@ -181,10 +181,10 @@ def test_a_hostile_asset_name_in_the_scan_name_is_text(admin_browser):
         assert HOSTILE not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
-def test_the_findings_counters_of_an_asset(app, viewer):
+def test_the_findings_counters_link_to_the_findings_of_this_asset(viewer):
     asset = make_asset("/srv/app", totalSecrets=3)
     html = viewer.get(f"/assets/{asset['id']}").text.split("<h2>Findings</h2>")[1].split("</section>")[0]
-    if "ui.findings" in app.view_functions:  # the findings section, filtered to this asset and type
-        assert f'<a href="/findings?type=secrets&amp;asset={asset["id"]}">3</a>' in html
-    else:
-        assert "<dt>Secrets</dt><dd>3</dd>" in html
+    assert f'<dt>Secrets</dt><dd><a href="/findings?type=secrets&amp;asset={asset["id"]}">3</a>' in html
+    assert f'<a href="/findings?type=vulnerabilities&amp;asset={asset["id"]}">0</a>' in html
+    findings = viewer.get(f"/findings?type=secrets&asset={asset['id']}")
+    assert findings.status_code == 200 and 'aria-current' in findings.text

@@ -100,16 +100,3 @@ def last_seen_findings(asset_scan_id):
         "$top": str(FINDINGS_SHOWN), "$count": "true"})
     return result["items"], result["count"]
 
-
-def finding_title(info):
-    """The words that name a finding of any type, e.g. a CVE id, a malware name or a package."""
-    info = info or {}
-    if info.get("objectType") == "Package":
-        return f"{info.get('name', '')} {info.get('version', '')}".strip()
-    if info.get("objectType") == "Vulnerability":
-        package = info.get("package") or {}
-        return f"{info.get('vulnerabilityName', '')} in {package.get('name', '?')} {package.get('version', '')}".strip()
-    for key in ("malwareName", "rootkitName", "cveID", "name", "message", "filePath", "path", "data"):
-        if info.get(key):
-            return str(info[key])
-    return info.get("objectType") or "finding"

@@ -1,7 +1,6 @@
 """Asset scans: the table of every asset scan, and one asset scan's families, stats, errors and findings."""
 
-from flask import abort, request, url_for
-from werkzeug.routing import BuildError
+from flask import abort, request
 
 from app.models import AssetScan
 from app.ui import asset_scans_queries as queries
@@ -44,13 +43,5 @@ def asset_scan_detail(asset_scan_id):
                   errors=queries.errors(asset_scan, families), finished=finished, findings=findings,
                   findings_count=findings_count, shown_limit=queries.FINDINGS_SHOWN,
                   general_time=((asset_scan.get("stats") or {}).get("general") or {}).get("scanTime") or {},
-                  duration=queries.duration, finding_title=queries.finding_title)
+                  duration=queries.duration)
 
-
-@bp.app_template_global()
-def url_if(endpoint, **values):
-    """The URL of another section's page, or None while that section (or that argument) does not exist."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:
-        return None
