@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.ui.scope_builder import Row, ScopeError, from_odata, rows_from_lists, to_odata
+from app.ui.scope_builder import Row, ScopeError, from_odata, rows_from_form, to_odata
 
 ROUND_TRIPS = [
     ([Row("location", "eq", "eu-west-1/vpc-1")], "assetInfo/location eq 'eu-west-1/vpc-1'"),
@@ -32,9 +32,10 @@ def test_blank_rows_are_left_out_and_no_rows_is_no_scope():
     assert from_odata("") == [] and from_odata(None) == []
 
 
-def test_the_form_lists_become_rows():
-    assert rows_from_lists(["location", "tag"], ["eq", "contains"], ["x", "a=b"]) == [
-        Row("location", "eq", "x"), Row("tag", "contains", "a=b")]
+def test_numbered_form_fields_become_rows_in_order():
+    form = {"scope_field_10": "tag", "scope_op_10": "contains", "scope_value_10": "a=b",
+            "scope_field_2": "location", "scope_op_2": "eq", "scope_value_2": "x", "scope_field_x": "dirName"}
+    assert rows_from_form(form) == [Row("location", "eq", "x"), Row("tag", "contains", "a=b")]
 
 
 def test_hostile_values_stay_string_literals():

@@ -40,8 +40,8 @@ def later(**delta):
 def form(name="weekly", time_mode="now", rows=(("location", "startswith", "eu-"),), **extra):
     data = {"name": name, "time_mode": time_mode, "family_sbom": "on", "family_vulnerabilities": "on",
             "max_parallel": "2", "cron_preset": "0 0 * * *",
-            "scope_field": [row[0] for row in rows], "scope_op": [row[1] for row in rows],
-            "scope_value": [row[2] for row in rows]}
+            **{f"scope_{part}_{n}": value for n, row in enumerate(rows)
+               for part, value in zip(("field", "op", "value"), row)}}
     data.update(extra)
     return data
 
@@ -81,7 +81,7 @@ def test_viewers_get_no_write_actions_and_403_on_writes(viewer):
     for url in ("/scans/configs/new", f"/scans/configs/{config['id']}/edit",
                 f"/scans/configs/{config['id']}/start", f"/scans/configs/{config['id']}/delete"):
         assert viewer.post(url, form()).status_code == 403
-    assert viewer.get("/scans/configs/scope/preview?scope_field=location&scope_op=eq&scope_value=x").status_code == 403
+    assert viewer.get("/scans/configs/scope/preview?scope_field_0=location&scope_op_0=eq&scope_value_0=x").status_code == 403
     assert len(all_configs()) == 1
 
 
@@ -240,7 +240,7 @@ def test_the_preview_shows_the_odata_and_how_many_assets_match(operator):
     for location in ("eu-west-1", "eu-north-1", "us-east-1"):
         store.create(RESOURCES_BY_MODEL[Asset], {"assetInfo": {"objectType": "DirInfo", "dirName": f"/{location}",
                                                                "location": location}})
-    preview = operator.get("/scans/configs/scope/preview?scope_field=location&scope_op=startswith&scope_value=eu-",
+    preview = operator.get("/scans/configs/scope/preview?scope_field_0=location&scope_op_0=startswith&scope_value_0=eu-",
                            htmx=True)
     assert preview.status_code == 200
     assert "startswith(assetInfo/location, &#39;eu-&#39;)" in preview.text and "2 current assets match" in preview.text
@@ -249,15 +249,17 @@ def test_the_preview_shows_the_odata_and_how_many_assets_match(operator):
 
 
 def test_add_and_remove_rows_re_render_the_builder(operator):
-    base = "/scans/configs/scope?scope_field=location&scope_op=eq&scope_value=a&scope_field=dirName&scope_op=eq&scope_value=b"
+    base = ("/scans/configs/scope?scope_field_0=location&scope_op_0=eq&scope_value_0=a"
+            "&scope_field_1=dirName&scope_op_1=eq&scope_value_1=b")
     added = operator.get(base + "&add=1", htmx=True)
     assert added.text.lstrip().startswith('<div id="scope-builder"')
     assert added.text.count('class="scope-row"') == 3
     removed = operator.get(base + "&remove=0", htmx=True)
     assert removed.text.count('class="scope-row"') == 1
     assert "assetInfo/dirName eq &#39;b&#39;" in removed.text and "&#39;a&#39;" not in removed.text
+    assert 'name="scope_value_0" value="b"' in removed.text  # renumbered
     # a new field: the row offers that field's operators and values
-    changed = operator.get("/scans/configs/scope?scope_field=objectType&scope_op=eq&scope_value=", htmx=True)
+    changed = operator.get("/scans/configs/scope?scope_field_0=objectType&scope_op_0=eq&scope_value_0=", htmx=True)
     assert '<option value="contains"' not in changed.text and "<option>VMInfo</option>" in changed.text
 
 

@@ -59,8 +59,7 @@ class ScanConfigForm:
     def from_form(cls, form, kept_schedule=None):
         """The form as the browser sent it (a MultiDict)."""
         raw = form.get("scope_raw")
-        rows = scope_builder.rows_from_lists(form.getlist("scope_field"), form.getlist("scope_op"),
-                                             form.getlist("scope_value"))
+        rows = scope_builder.rows_from_form(form)
         return cls(
             name=form.get("name", ""), rows=rows, scope_raw=raw,
             families={key for key, _ in FAMILY_CHOICES if form.get(f"family_{key}")},

@@ -6,6 +6,7 @@ the text holds something the rows cannot show (an `or`, another field...), so
 the form can keep that scope as raw OData instead of losing it.
 """
 
+import re
 from dataclasses import dataclass
 
 from app.odata import ODataError
@@ -14,6 +15,7 @@ from app.ui.listing import quote
 
 STRING, DATETIME, CHOICE = "string", "datetime", "choice"
 TAG_VAR = "t"
+ROW_FIELD = re.compile(r"^scope_field_(\d{1,3})$")
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,15 @@ def operators_for(field_key):
     return [OPERATORS_BY_KEY[key] for key in KIND_OPERATORS[field.kind]]
 
 
-def rows_from_lists(fields, ops, values):
-    """Rows from the form's parallel lists (scope_field, scope_op, scope_value)."""
-    return [Row(field, op, value) for field, op, value in zip(fields, ops, values)]
+def rows_from_form(values):
+    """Rows from form fields scope_field_<n>, scope_op_<n>, scope_value_<n>, in the order of n.
+
+    Numbered names, not repeated ones: htmx sends the element that triggered a
+    request once more besides the included form, which would shift parallel lists.
+    """
+    numbers = sorted({int(match.group(1)) for match in map(ROW_FIELD.match, values) if match})
+    return [Row(values.get(f"scope_field_{n}", ""), values.get(f"scope_op_{n}", ""),
+                values.get(f"scope_value_{n}", "")) for n in numbers]
 
 
 def to_odata(rows):

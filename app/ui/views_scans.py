@@ -8,7 +8,7 @@ from app.ui import scans_queries as queries
 from app.ui.htmx import is_htmx, render
 from app.ui.listing import Column, TableState, page_of
 from app.ui.scan_config_form import CRON_PRESETS, FAMILY_CHOICES, ScanConfigForm
-from app.ui.scope_builder import FIELDS, operators_for, rows_from_lists
+from app.ui.scope_builder import FIELDS, operators_for, rows_from_form
 from app.ui.security import writer_required
 
 SCAN_COLUMNS = (
@@ -129,9 +129,7 @@ def delete_scan_config(config_id):
 @writer_required
 def scope_builder():
     """The scope builder re-rendered: after a field changed, with a row added (?add=1) or removed (?remove=<n>)."""
-    rows = rows_from_lists(request.args.getlist("scope_field"), request.args.getlist("scope_op"),
-                           request.args.getlist("scope_value"))
-    form = ScanConfigForm(rows=rows)
+    form = ScanConfigForm(rows=rows_from_form(request.args))
     form.apply_scope_action("add" if request.args.get("add") else f"remove:{request.args.get('remove', '')}")
     return render_template("ui/_scope_builder.html", form=form, preview=queries.scope_preview(form), errors={})
 
