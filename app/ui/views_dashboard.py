@@ -25,23 +25,31 @@ FINISHED_SCAN = "status/state eq 'Done' or status/state eq 'Failed' or status/st
 
 @bp.get("/")
 def dashboard_page():
+    trend_range = _trend_range()
     counters = {"scans": count(Scan, FINISHED_SCAN), "assets": count(Asset), "findings": count(Finding)}
     if counters["scans"] == 0 and count(Scan) == 0:
         return render("ui/dashboard.html", "ui/dashboard.html", counters=counters, empty=True)
-    regions = [(region["regionName"], region["findingsCount"])
-               for region in dashboard.riskiest_regions()["regions"]]
+    # The API lists regions by name; the chart is of the riskiest, so the most findings go first.
+    regions = sorted(((region["regionName"], region["findingsCount"])
+                      for region in dashboard.riskiest_regions()["regions"]),
+                     key=lambda region: -sum(region[1].get(kind, 0) for kind in FINDING_KINDS))
     return render("ui/dashboard.html", "ui/dashboard.html", counters=counters, empty=False,
                   regions=charts.stacked_bars(regions, FINDING_KINDS), kinds=FINDING_KINDS,
-                  trends=_trends("week"), trend_range="week",
+                  trends=_trends(trend_range), trend_range=trend_range,
                   riskiest=dashboard.riskiest_assets(), impact=dashboard.findings_impact())
 
 
 @bp.get("/dashboard/trends")
 def dashboard_trends():
+    trend_range = _trend_range()
+    return render_template("ui/_trends.html", trends=_trends(trend_range), trend_range=trend_range)
+
+
+def _trend_range():
     trend_range = request.args.get("range", "week")
     if trend_range not in TREND_RANGES:
         abort(400, f"range: choose one of {', '.join(TREND_RANGES)}")
-    return render_template("ui/_trends.html", trends=_trends(trend_range), trend_range=trend_range)
+    return trend_range
 
 
 def _trends(trend_range):
