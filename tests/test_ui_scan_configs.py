@@ -119,6 +119,15 @@ def test_start_is_disabled_for_a_one_off_scheduled_later(operator):
     assert stored(config["id"])["revision"] == 1
 
 
+def test_start_is_refused_while_a_scan_of_the_config_runs(operator):
+    config = make_config()
+    store.create(RESOURCES_BY_MODEL[Scan], {"name": "run", "scanConfig": {"id": config["id"]}})
+    refused = operator.post(f"/scans/configs/{config['id']}/start", htmx=True)
+    assert refused.status_code == 409 and "still running" in refused.text
+    assert refused.text.lstrip().startswith(f'<tr id="scan-config-{config["id"]}"')
+    assert stored(config["id"])["revision"] == 1
+
+
 def test_delete_asks_first_and_removes_the_config_and_its_scans(operator):
     config = make_config(name=HOSTILE)
     store.create(RESOURCES_BY_MODEL[Scan], {"name": "run", "scanConfig": {"id": config["id"]}})

@@ -103,6 +103,9 @@ def test_a_writer_stops_a_running_scan(operator):
     assert status_now["message"] == "stopped by operator-user"
     again = operator.post(f"/scans/{scan['id']}/stop", {"view": "row"}, htmx=True)
     assert again.status_code == 409 and "cannot be stopped" in again.text
+    assert again.text.lstrip().startswith("<tr")  # the row again, with the reason in it
+    plain = operator.post(f"/scans/{scan['id']}/stop", {"view": "row"})
+    assert plain.status_code == 409 and "<html" in plain.text and "cannot be stopped" in plain.text
 
 
 def test_stop_without_htmx_redirects_back(operator):

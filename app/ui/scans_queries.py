@@ -24,6 +24,10 @@ OUTCOME = re.compile(r"^(\d+) succeeded, (\d+) failed out of (\d+)")
 ASSET_SCANS_SHOWN = 100
 
 
+class Refused(Exception):
+    """A scan or config action that does not apply in its current state; the message says why."""
+
+
 @dataclass(frozen=True)
 class Progress:
     done: int
@@ -62,7 +66,7 @@ def stop_scan(scan_id, who):
     scan = get_scan(scan_id)
     state = (scan.get("status") or {}).get("state")
     if state not in STOPPABLE_STATES:
-        abort(409, f"this scan cannot be stopped: it is {state}")
+        raise Refused(f"this scan cannot be stopped: it is {state}")
     status = {"state": "Aborted", "reason": "Cancellation", "message": f"stopped by {who}",
               "lastTransitionTime": rfc3339(utc_now())}
     return store.patch(RESOURCES_BY_MODEL[Scan], scan_id, {"status": status}, None)
@@ -128,7 +132,10 @@ def start_config(config_id):
     """Start a scan now, as the original's Start did: operationTime now, enabled."""
     config = get_config(config_id)
     if not can_start(config):
-        abort(409, "this configuration is scheduled for a later time; edit it to run it now")
+        raise Refused("this configuration is scheduled for a later time; edit it to run it now")
+    if Scan.running_for(config_id).exists():
+        # The orchestrator would skip this start (one scan per config at a time): say so instead.
+        raise Refused("a scan of this configuration is still running; stop it or wait for it to end")
     body = {"scheduled": {"operationTime": rfc3339(utc_now())}, "disabled": False}
     return store.patch(RESOURCES_BY_MODEL[ScanConfig], config_id, body, None)
 

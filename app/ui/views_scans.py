@@ -1,6 +1,6 @@
 """Scans: the scans table with live progress, one scan, and the scan configurations with their form."""
 
-from flask import current_app, g, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, g, make_response, redirect, render_template, request, url_for
 
 from app.models import Scan, ScanConfig
 from app.ui import bp
@@ -70,8 +70,11 @@ def scan_live(scan_id):
 @bp.post("/scans/<scan_id>/stop")
 @writer_required
 def stop_scan(scan_id):
-    scan = queries.stop_scan(scan_id, g.user.username)
     view = request.form.get("view")
+    try:
+        scan = queries.stop_scan(scan_id, g.user.username)
+    except queries.Refused as refused:
+        return _refused(refused, LIVE_VIEWS.get(view, LIVE_VIEWS["row"]), scan=queries.get_scan(scan_id))
     if not is_htmx():
         return redirect(url_for("ui.scan_detail", scan_id=scan_id) if view == "facts" else url_for("ui.scans"), 303)
     return render_template(LIVE_VIEWS.get(view, LIVE_VIEWS["row"]), scan=scan)
@@ -110,7 +113,10 @@ def edit_scan_config(config_id):
 @bp.post("/scans/configs/<config_id>/start")
 @writer_required
 def start_scan_config(config_id):
-    config = queries.start_config(config_id)
+    try:
+        config = queries.start_config(config_id)
+    except queries.Refused as refused:
+        return _refused(refused, "ui/_scan_config_row.html", config=queries.get_config(config_id))
     if not is_htmx():
         return redirect(url_for("ui.scans"), 303)
     return render_template("ui/_scan_config_row.html", config=config, started=True)
@@ -146,6 +152,13 @@ def _form_vocabulary():
     return {"SCOPE_FIELDS": FIELDS, "scope_operators": operators_for, "FAMILY_CHOICES": FAMILY_CHOICES,
             "CRON_PRESETS": CRON_PRESETS, "scan_time": queries.scan_time,
             "enabled_families": queries.enabled_families, "config_can_start": queries.can_start}
+
+
+def _refused(refused, template, **context):
+    """409 with the component shown again, the reason inside it (a table row cannot hold a bare alert)."""
+    if not is_htmx():
+        abort(409, str(refused))
+    return render_template(template, error=str(refused), **context), 409
 
 
 def _save(form, stored, title):
