@@ -1,5 +1,6 @@
-"""The dashboard page: counters, the empty state, riskiest regions, trends and their range switch,
-riskiest assets and findings impact; every value from a scanned machine shown as text.
+"""The dashboard page: counters, the empty state and a card per widget that loads its own partial
+(riskiest regions, trends and their range switch, riskiest assets, findings impact); every value
+from a scanned machine shown as text.
 
 Documents are written through app.store with the same shapes as the dashboard API's
 tests (tests/test_ui_api.py), whose pure document builders `vm` and `summary` are reused.
@@ -10,6 +11,7 @@ import datetime
 import pytest
 
 from app import store
+from app.errors import ApiError
 from app.models import Asset, AssetFinding, Finding, Scan
 from app.resources import RESOURCES_BY_MODEL
 from test_ui_api import summary, vm
@@ -95,7 +97,7 @@ def test_the_empty_state_before_the_first_scan(browser_as, role, hint):
     assert "No scans yet" in page.text and hint in page.text
     assert '<span class="number">0</span> finished scans' in page.text
     assert '<span class="number">1</span> assets' in page.text
-    assert "Riskiest regions" not in page.text and "<svg" not in page.text
+    assert "Riskiest regions" not in page.text and "<svg" not in page.text and "hx-get" not in page.text
 
 
 def test_a_running_first_scan_shows_the_charts(viewer):
@@ -103,7 +105,7 @@ def test_a_running_first_scan_shows_the_charts(viewer):
     page = viewer.get("/")
     assert "No scans yet" not in page.text and "Riskiest regions" in page.text
     assert '<span class="number">0</span> finished scans' in page.text
-    assert "No live virtual machines with findings yet." in page.text
+    assert "No live virtual machines with findings yet." in viewer.get("/dashboard/regions", htmx=True).text
 
 
 # ---- after scans -------------------------------------------------------------------------------
@@ -116,8 +118,45 @@ def test_counters(viewer, scanned):
     assert '<span class="number">2</span> findings' in html
 
 
+WIDGETS = {"regions-card": "/dashboard/regions", "trends-card": "/dashboard/trends?range=week",
+           "riskiest-card": "/dashboard/assets", "impact-card": "/dashboard/impact"}
+
+
+def test_the_page_answers_before_the_widgets_load(viewer, scanned, monkeypatch):
+    for query in ("riskiest_regions", "findings_trends", "riskiest_assets", "findings_impact"):
+        monkeypatch.setattr(f"app.dashboard.{query}", lambda *args, query=query: pytest.fail(f"page ran {query}"))
+    html = viewer.get("/").text
+    for card, url in WIDGETS.items():
+        card_html = html.split(f'<section class="card" id="{card}"')[1].split("</section>")[0]
+        assert card_html.startswith(f' hx-get="{url}" hx-trigger="load">')
+        assert "loading…" in card_html
+        assert f'<noscript><p><a href="{url}">' in card_html  # without script, a link to the widget's page
+    assert "<svg" not in html and "<table" not in html and "i-east" not in html and ESCAPED not in html
+
+
+def test_a_widget_followed_without_script_is_a_page_of_its_own(viewer, scanned):
+    for card, url in WIDGETS.items():
+        page = viewer.get(url)
+        assert page.status_code == 200 and "<html" in page.text and "Back to the dashboard" in page.text
+        assert f'<section class="card" id="{card}">' in page.text and "loading…" not in page.text
+        assert "HX-Request" in page.headers["Vary"]
+    assert "i-east" in viewer.get("/dashboard/assets").text
+
+
+def test_a_widget_error_is_shown_in_its_card(viewer, scanned, monkeypatch):
+    def broken():
+        raise ApiError(f"database unavailable {HOSTILE}")
+    monkeypatch.setattr("app.dashboard.findings_impact", broken)
+    response = viewer.get("/dashboard/impact", htmx=True)
+    assert response.status_code == 400  # htmx swaps error answers in (layout's responseHandling)
+    assert response.text == f'<p class="alert" role="alert">database unavailable {ESCAPED}</p>'
+    assert viewer.get("/dashboard/assets", htmx=True).status_code == 200  # the other cards load on
+    page = viewer.get("/dashboard/impact")
+    assert page.status_code == 400 and "<html" in page.text and ESCAPED in page.text
+
+
 def test_riskiest_regions_draw_one_escaped_bar_per_region(viewer, scanned):
-    chart = section(viewer.get("/").text, "Riskiest regions")
+    chart = section(viewer.get("/dashboard/regions", htmx=True).text, "Riskiest regions")
     assert chart.count('<text class="label"') == 2  # the terminated VM's region is left out
     labels = [part.split(">", 1)[1].split("<", 1)[0] for part in chart.split('<text class="label"')[1:]]
     assert labels == ["us-east-1", ESCAPED]  # most findings first: 2 + 1 + 4 against 1 + 3
@@ -128,7 +167,7 @@ def test_riskiest_regions_draw_one_escaped_bar_per_region(viewer, scanned):
 
 
 def test_the_trends_chart_counts_findings_over_the_week(viewer, scanned):
-    card = viewer.get("/").text.split('id="trends-card"')[1].split("</section>")[0]
+    card = viewer.get("/dashboard/trends?range=week", htmx=True).text
     assert 'aria-current="true">Last week</a>' in card
     assert card.count("<polyline") == 7  # one line per finding type
     assert "vulnerability (2)" in card and "malware (1)" in card and "package (0)" in card
@@ -154,8 +193,9 @@ def test_the_range_switch_redraws_only_the_trends(viewer, scanned):
 
 def test_the_dashboard_opens_on_a_range(viewer, scanned):
     page = viewer.get("/?range=month")
-    assert page.status_code == 200 and "<html" in page.text
-    assert 'aria-current="true">Last month</a>' in page.text and "Riskiest assets" in page.text
+    assert page.status_code == 200 and "<html" in page.text and "Riskiest assets" in page.text
+    assert 'id="trends-card" hx-get="/dashboard/trends?range=month" hx-trigger="load"' in page.text
+    assert 'aria-current="true">Last month</a>' in viewer.get("/dashboard/trends?range=month", htmx=True).text
     bad = viewer.get("/?range=decade")
     assert bad.status_code == 400 and "range: choose one of" in bad.text
 
@@ -175,7 +215,7 @@ def test_a_bad_range_is_an_alert_in_place(viewer, scanned):
 
 
 def test_riskiest_assets_tabs(viewer, scanned):
-    tabs = section(viewer.get("/").text, "Riskiest assets")
+    tabs = section(viewer.get("/dashboard/assets", htmx=True).text, "Riskiest assets")
     for kind in ("vulnerabilities", "exploits", "misconfigurations", "secrets", "malware", "rootkits"):
         assert f'id="riskiest-{kind}"' in tabs
     vulnerabilities = tabs.split('id="riskiest-vulnerabilities"')[1].split('id="riskiest-exploits"')[0]
@@ -188,7 +228,7 @@ def test_riskiest_assets_tabs(viewer, scanned):
 
 
 def test_findings_impact_tabs(viewer, scanned):
-    tabs = section(viewer.get("/").text, "Findings impact")
+    tabs = section(viewer.get("/dashboard/impact", htmx=True).text, "Findings impact")
     vulnerabilities = tabs.split('id="impact-vulnerabilities"')[1].split('id="impact-exploits"')[0]
     assert ESCAPED in vulnerabilities and '<span class="severity critical">CRITICAL</span>' in vulnerabilities
     assert '<td class="num">2</td>' in vulnerabilities  # two live assets have it
@@ -198,4 +238,7 @@ def test_findings_impact_tabs(viewer, scanned):
 
 def test_the_dashboard_needs_a_login(client, db):
     assert client.get("/").status_code == 302
-    assert client.get("/dashboard/trends?range=day").status_code == 302
+    for url in ("/dashboard/regions", "/dashboard/trends?range=day", "/dashboard/assets", "/dashboard/impact"):
+        assert client.get(url).status_code == 302
+        htmx = client.get(url, headers={"HX-Request": "true"})  # a card loading after the session ended
+        assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login")
