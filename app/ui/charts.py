@@ -79,7 +79,9 @@ def line_chart(series_points, labels):
     lines = [Line(name, " ".join(f"{round(PLOT_LEFT + i * step, 1)},{y(v)}" for i, v in enumerate(values)),
                   values[-1] if values else 0)
              for name, values in series_points.items()]
-    y_ticks = [(y(top * i / TICKS), round(top * i / TICKS)) for i in range(TICKS + 1)]
+    # Whole numbers only: a small maximum gets fewer ticks rather than repeated labels.
+    values = sorted({round(top * i / TICKS) for i in range(TICKS + 1)})
+    y_ticks = [(y(value), value) for value in values]
     x_ticks = [(round(PLOT_LEFT + i * step, 1), label) for i, label in enumerate(labels)]
     return LineChart(lines, y_ticks, x_ticks)
 
