@@ -6,11 +6,15 @@ fresh PostgreSQL database on 127.0.0.1 (VMCLARITY_TEST_PG_URL to override).
 
 import contextlib
 import http.server
+import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
+import zipfile
+import zlib
 
 import psycopg2
 from peewee import sort_models
@@ -366,3 +370,105 @@ def browser_as(app, db):
 @pytest.fixture
 def admin_browser(browser_as):
     return browser_as("admin")
+
+
+# ---- planted findings with known answers (the scanner's families) ------------------------
+
+# Built from parts so that this file is not itself detected as the EICAR test file.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+MARKER = b"VMCLARITY-TEST-MARKER"
+DROPPER = b"#!/bin/sh\n# planted test payload " + MARKER + b"\nexit 0\n"
+YARA_RULE = """
+rule PlantedMarker {
+    meta:
+        malware_type = "Backdoor"
+    strings:
+        $marker = "VMCLARITY-TEST-MARKER"
+    condition:
+        $marker
+}
+"""
+
+CVE = "CVE-2099-0001"
+OSV_RECORD = {
+    "id": "PYSEC-2099-1",
+    "aliases": [CVE],
+    "modified": "2099-01-01T00:00:00Z",
+    "summary": "Remote code execution in vmclarity-demo",
+    "affected": [{
+        "package": {"ecosystem": "PyPI", "name": "vmclarity-demo"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}],
+    }],
+    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+}
+EXPLOITS_CSV = (
+    "id,file,description,date_published,author,type,platform,port,date_added,date_updated,verified,codes,"
+    "tags,aliases,screenshot_url,application_url,source_url\n"
+    f"4242,exploits/python/remote/4242.py,vmclarity-demo 1.0 - RCE,2099-01-02,someone,remote,python,,"
+    f"2099-01-02,2099-01-02,1,{CVE},,,,,\n"
+)
+
+
+def github_token(body):
+    """A token in GitHub's format: 30 base62 characters and their CRC32 in 6 base62 digits."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    value, digits = zlib.crc32(body.encode()), ""
+    for _ in range(6):
+        value, digit = divmod(value, 62)
+        digits = alphabet[digit] + digits
+    return f"ghp_{body}{digits}"
+
+
+def need(*tools):
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        message = f"needs {', '.join(missing)} (apt-get install clamav clamav-daemon clamdscan)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def signatures(tmp_path_factory):
+    """A ClamAV database built with sigtool: MD5 of the dropper, hex of EICAR."""
+    need("sigtool", "clamd", "clamscan")
+    work = tmp_path_factory.mktemp("sigs")
+    (work / "dropper").write_bytes(DROPPER)
+    md5 = subprocess.run(["sigtool", "--md5", str(work / "dropper")], check=True, capture_output=True, text=True)
+    digest, size, _ = md5.stdout.strip().split(":")
+    hexed = subprocess.run(["sigtool", "--hex-dump"], input=EICAR, check=True, capture_output=True).stdout
+    database = work / "db"
+    database.mkdir()
+    (database / "planted.hdb").write_text(f"{digest}:{size}:Unix.Trojan.VmclarityDropper-1\n")
+    (database / "eicar.ndb").write_text(f"Win.Test.EICAR_HDB-1:0:*:{hexed.decode().strip()}\n")
+    return database
+
+
+@pytest.fixture
+def rules(tmp_path):
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "planted.yar").write_text(YARA_RULE)
+    return directory
+
+
+@pytest.fixture
+def vulnerability_data(tmp_path):
+    """(OSV database directory, exploit-db CSV) of one critical CVE of vmclarity-demo 1.0, with an exploit."""
+    osv = tmp_path / "vulnerability-data/osv"
+    (osv / "PyPI").mkdir(parents=True)
+    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
+        archive.writestr("PYSEC-2099-1.json", json.dumps(OSV_RECORD))
+    csv = tmp_path / "vulnerability-data/files_exploits.csv"
+    csv.write_text(EXPLOITS_CSV)
+    return osv, csv
+
+
+CHKROOTKIT = shutil.which("chkrootkit", path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def rootkits_unavailable():
+    """Why chkrootkit cannot run here (None when it can): it needs root, unshare and chkrootkit."""
+    missing = [what for what, ok in (("root", os.geteuid() == 0), ("chkrootkit", CHKROOTKIT),
+                                     ("unshare", shutil.which("unshare"))) if not ok]
+    return f"rootkits family left out: needs {', '.join(missing)}" if missing else None

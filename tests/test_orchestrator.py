@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
+import warnings
 import zipfile
 
 import dramatiq
@@ -19,7 +21,8 @@ import tasks
 from app import create_app
 from app.db import database
 from app.models import ApiToken
-from conftest import ADMIN_TOKEN, AuthedClient, ext4_image, loops_of, mounts_of, serving
+from conftest import (ADMIN_TOKEN, CVE as FULL_CVE, DROPPER, EICAR, AuthedClient, ext4_image, github_token,
+                      loops_of, mounts_of, need, rootkits_unavailable, serving, write_file)
 import tasks.asset_scans
 import tasks.scheduler
 from tasks import triggers
@@ -177,11 +180,17 @@ def test_max_parallel_scanners_is_respected(orchestrator, roots):
     assert max(peak) == 1
 
 
-def test_abort_fails_the_scan_with_cancellation(orchestrator, roots):
+def test_abort_fails_the_scan_with_cancellation(orchestrator, roots, monkeypatch, hanging_server):
     api = orchestrator
+    # The first asset scan (roots[0]'s) waits on an exploit lookup that hangs: it cannot finish
+    # Done before the abort reaches it.
+    monkeypatch.setenv("VMCLARITY_SCANNER_EXPLOITDB_URL", hanging_server)
     discover(api)
-    config = scan_config(api, "assetInfo/objectType eq 'DirInfo'", maxParallelScanners=1)
+    config = scan_config(api, "assetInfo/objectType eq 'DirInfo'", maxParallelScanners=1,
+                         families={**FAMILIES, "exploits": {"enabled": True}})
     running = wait_for_scan(api, config["id"], done=("InProgress",))
+    wait_until(lambda: any((a.get("exploits") or {}).get("status", {}).get("state") == "InProgress" for a in
+                           api.get(f"/api/assetScans?$filter=scan/id eq '{running['id']}'").get_json()["items"]))
     response = api.patch(f"/api/scans/{running['id']}", json={"status": {
         "state": "Aborted", "reason": "Cancellation", "lastTransitionTime": "2099-01-01T00:00:00Z"}})
     assert response.status_code == 200, response.get_json()
@@ -270,6 +279,73 @@ def test_a_scanner_killed_mid_scan_fails_its_asset_scan_and_leaves_nothing(
 def tokens_of(asset_scan_id):
     with database.connection_context():
         return ApiToken.select().where(ApiToken.asset_scan == asset_scan_id).count()
+
+
+#: Every family, as a scan template enables it through the API.
+EVERY_FAMILY = {"sbom": {"enabled": True, "analyzers": ["native"]},
+                "vulnerabilities": {"enabled": True, "scanners": ["osv"]},
+                "exploits": {"enabled": True}, "secrets": {"enabled": True}, "malware": {"enabled": True},
+                "rootkits": {"enabled": True}, "misconfigurations": {"enabled": True},
+                "infoFinder": {"enabled": True}}
+
+
+def test_every_family_end_to_end_through_the_orchestrator(
+        orchestrator, tmp_path, monkeypatch, vulnerability_data, signatures, rules):
+    """The original's "full" e2e case: one directory asset, every family on, findings of every type."""
+    need("ssh-keygen")
+    api = orchestrator
+    osv, csv = vulnerability_data
+    for name, value in (("OSV_DB_PATH", osv), ("EXPLOITDB_CSV_PATH", csv), ("CLAM_DATABASE_DIR", signatures),
+                        ("YARA_RULE_PATHS", rules)):
+        monkeypatch.setenv(f"VMCLARITY_SCANNER_{name}", str(value))
+    root = tmp_path / "full"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    plant(root, "vmclarity-demo", "1.0")  # a critical CVE with an exploit (conftest's vulnerability_data)
+    write_file(root, "/etc/deploy.env", f"GITHUB_TOKEN={github_token('Zq3v8Xk2Lm9Pw4Rt7Yb1Nc6Hd5Js0F')}\n")
+    write_file(root, "/etc/ssh/sshd_config", "PermitRootLogin yes\nPermitEmptyPasswords yes\n")
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", root / "etc/ssh/ssh_host_ed25519_key"],
+                   check=True)
+    (root / "home/user").mkdir(parents=True)
+    (root / "home/user/eicar.com").write_bytes(EICAR)
+    (root / "bin").mkdir()
+    (root / "bin/dropper").write_bytes(DROPPER)
+    for directory in ("proc", "dev", "var/tmp", "root"):  # an empty /proc, as on a snapshot
+        (root / directory).mkdir(parents=True)
+    write_file(root, "/tmp/kdevtmpfsi", "x")  # Kinsing, to chkrootkit
+    families = dict(EVERY_FAMILY)
+    expected = {"Package", "Vulnerability", "Exploit", "Secret", "Malware", "Rootkit", "Misconfiguration",
+                "InfoFinder"}
+    if reason := rootkits_unavailable():  # chkrootkit needs root for its private read-only view
+        warnings.warn(reason)
+        families["rootkits"] = {"enabled": False}
+        expected.discard("Rootkit")
+
+    asset = api.post("/api/assets", json={"assetInfo": {
+        "objectType": "DirInfo", "dirName": str(root), "location": "test"}}).get_json()
+    config = scan_config(api, f"id eq '{asset['id']}'", families=families)
+    scan = wait_for_scan(api, config["id"], timeout=240)
+    [asset_scan] = api.get(f"/api/assetScans?$filter=scan/id eq '{scan['id']}'").get_json()["items"]
+    assert (scan["status"]["state"], scan["status"]["reason"]) == ("Done", "Success"), (scan, asset_scan)
+    states = {key: asset_scan[key]["status"]["state"] for key in EVERY_FAMILY}
+    assert states == {key: "Done" if families[key]["enabled"] else "Skipped" for key in EVERY_FAMILY}, states
+
+    wait_until(lambda: api.get(f"/api/assetScans/{asset_scan['id']}").get_json().get("findingsProcessed"))
+    found = {}
+    for item in api.get("/api/findings?$top=1000").get_json()["items"]:
+        found.setdefault(item["findingInfo"]["objectType"], []).append(item["findingInfo"])
+    assert set(found) == expected, sorted(found)
+    assert [v["vulnerabilityName"] for v in found["Vulnerability"]] == [FULL_CVE]
+    assert [e["cveID"] for e in found["Exploit"]] == [FULL_CVE]
+    assert {(m["malwareName"], m["path"]) for m in found["Malware"]} >= {
+        ("EICAR_HDB-1", "/home/user/eicar.com"), ("VmclarityDropper-1", "/bin/dropper"),
+        ("PlantedMarker", "/bin/dropper")}
+    assert "/etc/deploy.env" in {s["filePath"] for s in found["Secret"]}
+    assert any("PermitRootLogin" in m["message"] for m in found["Misconfiguration"])
+    assert [i["type"] for i in found["InfoFinder"]] == ["SSHDaemonKeyFingerprint"]
+    if "Rootkit" in expected:
+        assert [r["rootkitName"] for r in found["Rootkit"]] == ["Kinsing.a backdoor"], found["Rootkit"]
+    assert_no_scanners_left(api)
 
 
 def wait_until(condition, timeout=60):

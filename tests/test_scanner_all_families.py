@@ -5,50 +5,28 @@ The tree (tests/test_walker.py's `hostile` fixture) has symlinks escaping the ro
 a FIFO, a socket, a device node (as root), a 5 GB sparse file, 200 nested directories (a path
 over PATH_MAX), names with a newline and undecodable bytes; this test adds unreadable files
 and planted items with known answers: the EICAR string and a dropper (ClamAV database built
-with sigtool, YARA rule: tests/test_malware.py's fixtures), a token in GitHub's format, a bad
+with sigtool, YARA rule: conftest's fixtures), a token in GitHub's format, a bad
 sshd_config, an ssh host key, a Python package with a vulnerability that has an exploit. Beside
 the root, where only symlinks point, lie more of the same: none of it may be reported.
 """
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import warnings
-import zipfile
 
 import pytest
 import yaml
 
-from test_malware import DROPPER, EICAR, need, plant_at_the_bottom, rules, signatures  # noqa: F401 - fixtures
-from test_scanner_cli import CVE, EXPLOITS_CSV, OSV_RECORD, assert_valid, dist_info, github_token, scanner
+from conftest import CVE, DROPPER, EICAR, github_token, need, rootkits_unavailable
+from test_malware import plant_at_the_bottom
+from test_scanner_cli import assert_valid, dist_info, scanner
 from test_walker import OUTSIDE_MARKER, hostile  # noqa: F401 - part 1's hostile tree fixture
 
 TIMEOUT = 180
-CHKROOTKIT = shutil.which("chkrootkit", path="/usr/sbin:/usr/bin:/sbin:/bin")
-
-
-def rootkits_unavailable():
-    """Why chkrootkit cannot run here (None when it can): it needs root, unshare and chkrootkit."""
-    missing = [what for what, ok in (("root", os.geteuid() == 0), ("chkrootkit", CHKROOTKIT),
-                                     ("unshare", shutil.which("unshare"))) if not ok]
-    return f"rootkits family left out: needs {', '.join(missing)}" if missing else None
-
-
-@pytest.fixture
-def fixtures(tmp_path):
-    """The tiny OSV database directory and exploit-db CSV (tests/test_scanner_cli.py's records)."""
-    osv = tmp_path / "osv"
-    (osv / "PyPI").mkdir(parents=True)
-    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
-        archive.writestr("PYSEC-2099-1.json", json.dumps(OSV_RECORD))
-    csv = tmp_path / "files_exploits.csv"
-    csv.write_text(EXPLOITS_CSV)
-    return osv, csv
-
-
-def test_hostile_tree_finishes_with_every_family_enabled(tmp_path, hostile, signatures, rules, fixtures):  # noqa: F811
+def test_hostile_tree_finishes_with_every_family_enabled(tmp_path, hostile, signatures, rules,  # noqa: F811
+                                                         vulnerability_data):  # noqa: F811
     need("ssh-keygen")
     root, outside = hostile["root"], hostile["outside"]
     token = github_token("Zq3v8Xk2Lm9Pw4Rt7Yb1Nc6Hd5Js0F")
@@ -81,7 +59,7 @@ def test_hostile_tree_finishes_with_every_family_enabled(tmp_path, hostile, sign
     (outside / "sshd_config").write_text("PermitRootLogin yes\n")
     subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", outside / "ssh_host_rsa_key"], check=True)
 
-    osv, csv = fixtures
+    osv, csv = vulnerability_data
     document = {
         "sbom": {"enabled": True, "analyzers_list": ["native"]},
         "vulnerabilities": {"enabled": True, "scanners_list": ["osv"],

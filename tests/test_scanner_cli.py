@@ -8,35 +8,14 @@ import subprocess
 import sys
 import time
 import zipfile
-import zlib
 
 import pytest
 import yaml
 
 from app.validation import schema_validator
-from conftest import make_token
+from conftest import CVE, EXPLOITS_CSV, OSV_RECORD, github_token, make_token
 from scanner.api_client import ApiClient
 from scanner.reporter import Reporter
-
-CVE = "CVE-2099-0001"
-OSV_RECORD = {
-    "id": "PYSEC-2099-1",
-    "aliases": [CVE],
-    "modified": "2099-01-01T00:00:00Z",
-    "summary": "Remote code execution in vmclarity-demo",
-    "affected": [{
-        "package": {"ecosystem": "PyPI", "name": "vmclarity-demo"},
-        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}],
-    }],
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-}
-EXPLOITS_CSV = (
-    "id,file,description,date_published,author,type,platform,port,date_added,date_updated,verified,codes,"
-    "tags,aliases,screenshot_url,application_url,source_url\n"
-    f"4242,exploits/python/remote/4242.py,vmclarity-demo 1.0 - RCE,2099-01-02,someone,remote,python,,"
-    f"2099-01-02,2099-01-02,1,{CVE},,,,,\n"
-)
-
 
 def dist_info(root, name, version):
     folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
@@ -291,16 +270,6 @@ def test_server_mode_reports_a_bad_configuration_as_failed(tmp_path, app, api, l
     status = api.get(f"/api/assetScans/{asset_scan_id}").get_json()["status"]
     assert (status["state"], status["reason"]) == ("Failed", "Error")
     assert "unknown scanner 'trivy'" in status["message"]
-
-
-def github_token(body):
-    """A token in GitHub's format: 30 base62 characters and their CRC32 in 6 base62 digits."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    value, digits = zlib.crc32(body.encode()), ""
-    for _ in range(6):
-        value, digit = divmod(value, 62)
-        digits = alphabet[digit] + digits
-    return f"ghp_{body}{digits}"
 
 
 def test_content_families_share_one_walk_and_report_in_the_api_schema(tmp_path, root, config_file):
