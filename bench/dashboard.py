@@ -1,4 +1,4 @@
-"""Benchmark: the dashboard API (/ui/api) at 100,000 findings and 10,000 assets on PostgreSQL or SQLite.
+"""Benchmark: the dashboard API (/ui/api) and the UI's pages at 100,000 findings and 10,000 assets.
 
 Reuses bench/findings_list.py's data builder (10,000 assets, 100,000 findings,
 ~200,000 asset findings), then makes the data dashboard-shaped: 20% of the asset
@@ -6,7 +6,12 @@ findings invalidated 10 days after they were first seen, 5% of the assets
 terminated, and every asset's summary computed from its valid findings. After
 ANALYZE it times N requests of each endpoint through the Flask test client (admin
 token: the whole request path is measured) and prints p50/p95/max for each of the four
-endpoints (findingsTrends twice: the UI's default last week, and a year).
+endpoints (findingsTrends twice: the UI's default last week, and a year). Then, signed in to
+the UI as an admin (through /login with its CSRF token), it times the UI's server answers the
+same way: the dashboard page, each of its widgets (htmx partials), the findings page (first
+page, default sort), its htmx partial, and the findings page hiding history. The UI's trends
+end at the real now, after all the data (dated up to 2024-06-01): every row then falls before
+the first point, the trends query's widest range.
 
     .venv/bin/python bench/dashboard.py                  # PostgreSQL on 127.0.0.1:5432
     .venv/bin/python bench/dashboard.py --sqlite         # the same on a SQLite file
@@ -20,6 +25,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -32,7 +38,7 @@ sys.path[:] = [str(BENCH.parent)] + [p for p in sys.path if Path(p or ".").resol
 _spec = importlib.util.spec_from_file_location("findings_list", BENCH / "findings_list.py")
 findings_list = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(findings_list)
-from app import create_app, migrations  # noqa: E402
+from app import create_app, migrations, users  # noqa: E402
 from app.db import database, is_postgres, open_database  # noqa: E402
 from scanner.vocabulary import FAMILIES, VULNERABILITY_SEVERITIES  # noqa: E402
 
@@ -46,6 +52,20 @@ QUERIES = {
     "trends-year": ("/ui/api/dashboard/findingsTrends",
                     {"startTime": "2023-06-01T00:00:00Z", "endTime": "2024-06-01T00:00:00Z"}),
 }
+UI_USER, UI_PASSWORD = "bench-admin", "bench-admin-password"
+#: name -> (path, query, as htmx), timed with a signed-in UI session.
+UI_PAGES = {
+    "dashboard": ("/", {}, False),
+    "w-regions": ("/dashboard/regions", {}, True),
+    "w-trends": ("/dashboard/trends", {"range": "week"}, True),
+    "w-trends-y": ("/dashboard/trends", {"range": "year"}, True),
+    "w-assets": ("/dashboard/assets", {}, True),
+    "w-impact": ("/dashboard/impact", {}, True),
+    "findings": ("/findings", {"type": "vulnerabilities"}, False),
+    "findings-hx": ("/findings", {"type": "vulnerabilities"}, True),
+    "findings-live": ("/findings", {"type": "vulnerabilities", "hide_history": "1"}, False),
+}
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def main(argv=None):
@@ -93,8 +113,42 @@ def run(url, args):
             p50, p95 = findings_list.percentile(timings, 50), findings_list.percentile(timings, 95)
             print(f"{name:12} {p50:8.1f} {p95:8.1f} {max(timings):8.1f}  {findings_list.describe(path, params)}")
             print(f"{'':12} {summarize(name, body)}")
+        time_ui_pages(app, args)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def time_ui_pages(app, args):
+    """p50/p95/max of each of UI_PAGES through a session signed in as a new admin."""
+    client = ui_session(app)
+    print(f"\nUI pages, signed in as an admin: {args.requests} requests each after {args.warmup} warm-up requests\n")
+    print(f"{'page':13} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'kB':>6}  request")
+    for name, (path, params, htmx) in UI_PAGES.items():
+        headers = {"HX-Request": "true"} if htmx else {}
+        timings, html = [], ""
+        for attempt in range(args.warmup + args.requests):
+            started = time.perf_counter()
+            response = client.get(path, query_string=params, headers=headers)
+            if attempt >= args.warmup:
+                timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"GET {path} {params} answered {response.status_code}: {response.text[:500]}")
+            html = response.text
+        p50, p95 = findings_list.percentile(timings, 50), findings_list.percentile(timings, 95)
+        print(f"{name:13} {p50:8.1f} {p95:8.1f} {max(timings):8.1f} {len(html.encode()) / 1024:6.1f}  "
+              f"{findings_list.describe(path, params)}{' (htmx)' if htmx else ''}")
+
+
+def ui_session(app):
+    """A test client signed in through the login form, as tests/conftest.py's sign_in does."""
+    with app.app_context(), database.connection_context():
+        users.create_user(UI_USER, UI_PASSWORD, "admin")
+    client = app.test_client()
+    token = CSRF_INPUT.search(client.get("/login").text).group(1)
+    response = client.post("/login", data={"username": UI_USER, "password": UI_PASSWORD, "csrf_token": token})
+    if response.status_code != 302:
+        raise SystemExit(f"signing in answered {response.status_code}: {response.text[:500]}")
+    return client
 
 
 def summarize(name, body):
