@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import abort
 
 from app import odata
-from app.models import AssetFinding, Finding
+from app.models import Asset, AssetFinding, Finding
 from app.ui.finding_types import DEFAULT_TYPE, TYPES_BY_SLUG
 from app.ui.listing import Column, TableState, all_of, page_of, quote
 
@@ -61,13 +61,16 @@ class FindingFilters:
         """The peewee condition for the asset and history filters, or None."""
         if not (self.hide_history or self.asset_id):
             return None
-        clauses = []
+        holders = AssetFinding.select(AssetFinding.finding)
         if self.hide_history:
-            clauses.append("invalidatedOn eq null and asset/terminatedOn eq null")
+            # A join, not OData's `asset/terminatedOn eq null`: that is a sub-select per asset
+            # finding, which PostgreSQL cannot estimate; it then picks a nested loop over every
+            # finding of the type (the count took 330 ms instead of 110 at 100k findings).
+            holders = (holders.join(Asset, on=(AssetFinding.asset == Asset.id))
+                       .where(odata.filter_expression(AssetFinding, "invalidatedOn eq null"),
+                              odata.filter_expression(Asset, "terminatedOn eq null")))
         if self.asset_id:
-            clauses.append(f"asset/id eq {quote(self.asset_id)}")
-        holders = (AssetFinding.select(AssetFinding.finding)
-                   .where(odata.filter_expression(AssetFinding, " and ".join(clauses))))
+            holders = holders.where(odata.filter_expression(AssetFinding, f"asset/id eq {quote(self.asset_id)}"))
         return Finding.id.in_(holders)
 
     def _search(self):
