@@ -4,9 +4,10 @@ Scheduled -> the provider starts the scanner -> ReadyToScan (the scanner itself
 drives InProgress and Done/Failed). ReadyToScan/InProgress/Aborted whose scanner
 is gone without reporting its end -> Failed, after a short grace for its last
 report. Aborted -> Failed once the abort grace has passed. Done/Failed ->
-findings processing, and cleanup by the delete policy (which revokes the
-scanner token). A provider step that is not ready re-enqueues this actor after
-the delay the provider asks for; no worker ever sleeps on a cloud.
+cleanup by the delete policy, which revokes the scanner token (findings
+processing is sent by tasks.triggers when it finishes). A provider step that
+is not ready re-enqueues this actor after the delay the provider asks for; no
+worker ever sleeps on a cloud.
 
 A scanner's end is noticed at once when the provider sees it (`on_scanner_exit`),
 else by the scheduler's sweep, which reconciles every running asset scan.
@@ -21,7 +22,6 @@ import tasks.broker  # noqa: F401  (sets the broker before any actor is declared
 from app import auth
 from app.db import database
 from app.models import ApiToken, Asset, AssetScan
-from tasks.findings import process_findings
 from tasks.locks import run_step
 from tasks.objects import load, now, parse_time, patch, status
 from tasks.providers import FatalError, RetryableError, ScanJob, get_provider
@@ -49,8 +49,7 @@ def _reconcile(asset_scan_id):
         if not _fail_if_scanner_gone(asset_scan, settings):
             _aborted(asset_scan, settings)
     elif state in AssetScan.FINISHED_STATES:
-        if not asset_scan.get("findingsProcessed"):
-            process_findings.send(asset_scan_id)
+        # Findings processing is sent when it finishes (tasks.triggers), and again by the sweep.
         _clean_up(asset_scan, settings)
 
 

@@ -14,6 +14,7 @@ from app.models import AssetScan
 from app.signals import document_changed
 from tasks.asset_scans import reconcile_asset_scan
 from tasks.estimations import reconcile_asset_scan_estimation, reconcile_scan_estimation
+from tasks.findings import process_findings
 from tasks.scan_configs import reconcile_scan_config
 from tasks.scans import reconcile_scan
 
@@ -54,11 +55,14 @@ def _scan(object_id, document, previous):
 def _asset_scan(object_id, document, previous):
     cleanup = (previous.get("resourceCleanupStatus") or {}).get("state"), (
         document.get("resourceCleanupStatus") or {}).get("state")
-    if _state(previous) != _state(document) or cleanup[0] != cleanup[1]:
+    # A new (Pending) asset scan waits for its scan to schedule it: nothing to do for it yet.
+    if (_state(previous) != _state(document) and _state(document) != "Pending") or cleanup[0] != cleanup[1]:
         reconcile_asset_scan.send(object_id)
-    # The scan only moves (a free slot, a roll-up, its end) when one of its asset scans finishes.
+    # Its findings, and the scan (a free slot, a roll-up, its end), move when it finishes.
     finished = (_state(document) in AssetScan.FINISHED_STATES
                 and _state(previous) not in AssetScan.FINISHED_STATES)
+    if finished and not document.get("findingsProcessed"):
+        process_findings.send(object_id)
     if finished and document.get("scan"):
         reconcile_scan.send(document["scan"]["id"])
 
