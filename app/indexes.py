@@ -16,9 +16,12 @@ from app.models import Asset, AssetFinding, AssetScan, Finding
 from app.odata import dialect as dialects
 from app.odata import json_path_sql
 
-#: (model, index name, paths) — the paths of one composite index, most selective last.
+#: (model, index name, paths) — the paths of one composite index, most selective last; a path
+#: ending in " desc" is indexed in the order `$orderby=<path> desc` asks for.
 JSON_INDEXES = (
     (Finding, "finding_type_severity", ("findingInfo/objectType", "findingInfo/severity")),
+    # The UI's findings tabs: one type, newest first.
+    (Finding, "finding_type_last_seen", ("findingInfo/objectType", "lastSeen desc")),
     (AssetScan, "asset_scan_status_state", ("status/state",)),
     # findingsTrends (app/dashboard.py): asset findings first seen / invalidated in a time range.
     (AssetFinding, "asset_finding_first_seen_invalidated", ("firstSeen", "invalidatedOn")),
@@ -49,9 +52,12 @@ def create_json_indexes():
     for model, name, paths in JSON_INDEXES:
         expressions = []
         for path in paths:
+            path, descending = path.removesuffix(" desc"), path.endswith(" desc")
             sql, params = json_path_sql(model, path)
             assert not params, "an index expression cannot take parameters"
-            expressions.append(f"({sql})" if is_postgres() else sql)
+            expression = f"({sql})" if is_postgres() else sql
+            # As the OData compiler orders: PostgreSQL says NULLS LAST, SQLite puts them last anyway.
+            expressions.append(expression + (" DESC NULLS LAST" if is_postgres() else " DESC") * descending)
         table = model._meta.table_name
         database.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({", ".join(expressions)})')
     if is_postgres() and int(database.execute_sql("SHOW server_version_num").fetchone()[0]) >= 140000:
