@@ -372,6 +372,16 @@ def admin_browser(browser_as):
     return browser_as("admin")
 
 
+@pytest.fixture
+def operator(browser_as):
+    return browser_as("operator")
+
+
+@pytest.fixture
+def viewer(browser_as):
+    return browser_as("viewer")
+
+
 # ---- planted findings with known answers (the scanner's families) ------------------------
 
 # Built from parts so that this file is not itself detected as the EICAR test file.

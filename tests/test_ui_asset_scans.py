@@ -43,11 +43,6 @@ def make_asset_scan(asset, scan=None, *states, message=None, **more):
 DONE = ("Scheduled", "ReadyToScan", "InProgress", "Done")
 
 
-@pytest.fixture
-def viewer(browser_as):
-    return browser_as("viewer")
-
-
 def asset_names(html):
     return [cell.split(">", 1)[1].split("<", 1)[0] for cell in html.split('<td><a href="/asset-scans/')[1:]]
 

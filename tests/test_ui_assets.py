@@ -19,11 +19,6 @@ def make_asset(name, location="host-a", terminated=None, last_seen="2026-01-02T0
     return store.create(RESOURCES_BY_MODEL[Asset], document)
 
 
-@pytest.fixture
-def viewer(browser_as):
-    return browser_as("viewer")
-
-
 def names_in(html):
     return [line.split(">")[1].split("<")[0] for line in html.split('<td><a href="/assets/')[1:]]
 

@@ -55,11 +55,6 @@ def ago(**delta):
 
 
 @pytest.fixture
-def viewer(browser_as):
-    return browser_as("viewer")
-
-
-@pytest.fixture
 def scanned():
     """Three scans (two finished), VMs in two regions (one named by an attacker), findings linked to them."""
     for state in ("Done", "Failed", None):

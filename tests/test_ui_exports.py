@@ -16,11 +16,6 @@ SARIF_LEVELS = {"none", "note", "warning", "error"}
 MALWARE = TYPES_BY_SLUG["malware"]
 
 
-@pytest.fixture
-def viewer(browser_as):
-    return browser_as("viewer")
-
-
 def rows_of(response):
     return list(csv.reader(io.StringIO(response.text)))
 

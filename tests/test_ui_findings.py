@@ -69,11 +69,6 @@ SAMPLES = {
 }
 
 
-@pytest.fixture
-def viewer(browser_as):
-    return browser_as("viewer")
-
-
 def first_cells(html):
     """The text of each row's first cell (the link to the finding), in table order."""
     return re.findall(r'<td[^>]*><a href="/findings/[^"]+">([^<]*)</a>', html)

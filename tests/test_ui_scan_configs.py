@@ -46,16 +46,6 @@ def form(name="weekly", time_mode="now", rows=(("location", "startswith", "eu-")
     return data
 
 
-@pytest.fixture
-def viewer(browser_as):
-    return browser_as("viewer")
-
-
-@pytest.fixture
-def operator(browser_as):
-    return browser_as("operator")
-
-
 # ---- the table -------------------------------------------------------------------------
 
 

@@ -37,16 +37,6 @@ def finish(scan, succeeded=3, failed=0):
                                            "summary": {"jobsCompleted": total, "jobsLeftToRun": 0}}, None)
 
 
-@pytest.fixture
-def viewer(browser_as):
-    return browser_as("viewer")
-
-
-@pytest.fixture
-def operator(browser_as):
-    return browser_as("operator")
-
-
 def test_the_table_shows_scans_newest_first_with_their_progress(viewer):
     run(make_scan("older", started="2026-01-01T00:00:00Z"), done=1, left=2)
     finish(make_scan("newer", started="2026-02-01T00:00:00Z"), succeeded=2, failed=1)
