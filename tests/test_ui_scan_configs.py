@@ -250,16 +250,52 @@ def test_the_preview_shows_the_odata_and_how_many_assets_match(operator):
 def test_add_and_remove_rows_re_render_the_builder(operator):
     base = ("/scans/configs/scope?scope_field_0=location&scope_op_0=eq&scope_value_0=a"
             "&scope_field_1=dirName&scope_op_1=eq&scope_value_1=b")
-    added = operator.get(base + "&add=1", htmx=True)
+    added = operator.get(base + "&action=add", htmx=True)
     assert added.text.lstrip().startswith('<div id="scope-builder"')
     assert added.text.count('class="scope-row"') == 3
-    removed = operator.get(base + "&remove=0", htmx=True)
+    removed = operator.get(base + "&action=remove:0", htmx=True)
     assert removed.text.count('class="scope-row"') == 1
     assert "assetInfo/dirName eq &#39;b&#39;" in removed.text and "&#39;a&#39;" not in removed.text
     assert 'name="scope_value_0" value="b"' in removed.text  # renumbered
     # a new field: the row offers that field's operators and values
     changed = operator.get("/scans/configs/scope?scope_field_0=objectType&scope_op_0=eq&scope_value_0=", htmx=True)
     assert '<option value="contains"' not in changed.text and "<option>VMInfo</option>" in changed.text
+
+
+def test_a_row_takes_several_values_that_are_ored(operator):
+    base = "/scans/configs/scope?scope_field_0=location&scope_op_0=eq&scope_value_0=us-east-1"
+    more = operator.get(base + "&action=or:0", htmx=True)
+    assert more.status_code == 200 and more.text.lstrip().startswith('<div id="scope-builder"')
+    assert 'name="scope_value_0" value="us-east-1"' in more.text and 'name="scope_value_0_1" value=""' in more.text
+    assert "action=drop:0:1" in more.text and "action=or:0" in more.text
+    two = operator.get(base + "&scope_value_0_1=eu-west-1", htmx=True).text
+    assert ("(assetInfo/location eq &#39;us-east-1&#39; or assetInfo/location eq &#39;eu-west-1&#39;)" in two)
+    dropped = operator.get(base + "&scope_value_0_1=eu-west-1&scope_value_0_2=x&action=drop:0:1", htmx=True).text
+    assert 'name="scope_value_0_1" value="x"' in dropped and "eu-west-1" not in dropped  # renumbered
+    choices = operator.get("/scans/configs/scope?scope_field_0=objectType&scope_op_0=eq&scope_value_0=VMInfo"
+                           "&action=or:0", htmx=True).text
+    assert choices.count('<select name="scope_value_0') == 2
+    refused = operator.get("/scans/configs/scope/preview?scope_field_0=location&scope_op_0=ne&scope_value_0=a"
+                           "&scope_value_0_1=b", htmx=True).text
+    assert "&#39;is not&#39; takes one value" in refused
+
+
+def test_several_values_are_saved_edited_and_shown_again(operator):
+    data = form(name="two regions", rows=[("location", "eq", "us-east-1")], scope_value_0_1="eu-west-1")
+    assert operator.post("/scans/configs/new", data).status_code == 303
+    config = all_configs()[0]
+    scope = "(assetInfo/location eq 'us-east-1' or assetInfo/location eq 'eu-west-1')"
+    assert config["scanTemplate"]["scope"] == scope
+    page = operator.get(f"/scans/configs/{config['id']}/edit").text
+    assert 'name="scope_value_0" value="us-east-1"' in page and 'name="scope_value_0_1" value="eu-west-1"' in page
+    assert 'name="scope_raw"' not in page
+    # without htmx, the or… and × buttons submit the form, which comes back with the row changed
+    more = operator.post(f"/scans/configs/{config['id']}/edit",
+                         {**data, "revision": "1", "time_mode": "keep", "scope_action": "or:0"})
+    assert more.status_code == 200 and 'name="scope_value_0_2" value=""' in more.text
+    fewer = operator.post(f"/scans/configs/{config['id']}/edit",
+                          {**data, "revision": "1", "time_mode": "keep", "scope_action": "drop:0:1"})
+    assert 'name="scope_value_0_1"' not in fewer.text and stored(config["id"])["revision"] == 1
 
 
 def test_without_htmx_the_form_adds_and_removes_rows_itself(operator):
@@ -306,7 +342,7 @@ def test_edit_with_a_stale_revision_is_a_clear_error_and_nothing_is_lost(operato
 
 
 def test_a_scope_the_builder_cannot_show_is_kept_as_text(operator):
-    scope = "assetInfo/location eq 'a' or assetInfo/location eq 'b'"
+    scope = "assetInfo/location eq 'a' or assetInfo/dirName eq 'b'"
     config = make_config(scope=scope)
     page = operator.get(f"/scans/configs/{config['id']}/edit").text
     assert "the row builder cannot show it" in page

@@ -111,11 +111,20 @@ class ScanConfigForm:
         return self.scope_raw.strip() if self.scope_is_raw else scope_builder.to_odata(self.rows)
 
     def apply_scope_action(self, action):
-        """Add or remove a builder row ("add", "remove:<n>"), for browsers without htmx; True if done."""
-        if action == "add":
+        """Change the builder's rows, for htmx and for browsers without it; True if `action` was one.
+
+        "add" a row, "remove:<n>" row n, "or:<n>" add a value to row n, "drop:<n>:<k>" its value k.
+        """
+        verb, _, where = (action or "").partition(":")
+        numbers = [int(part) for part in where.split(":") if part.isdigit()]
+        if verb == "add" and not where:
             self.rows.append(scope_builder.Row())
-        elif (action or "").startswith("remove:") and action[7:].isdigit():
-            del self.rows[int(action[7:]):int(action[7:]) + 1]
+        elif verb == "remove" and len(numbers) == 1:
+            del self.rows[numbers[0]:numbers[0] + 1]
+        elif verb in ("or", "drop") and len(numbers) == 1 + (verb == "drop") and numbers[0] < len(self.rows):
+            row = self.rows[numbers[0]]
+            values = row.values + ("",) if verb == "or" else row.values[:numbers[1]] + row.values[numbers[1] + 1:]
+            self.rows[numbers[0]] = scope_builder.Row(row.field, row.op, values)
         else:
             return False
         return True

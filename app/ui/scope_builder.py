@@ -1,9 +1,11 @@
-"""The scan scope filter builder: rows of (field, operator, value) <-> an OData $filter over assets.
+"""The scan scope filter builder: rows of (field, operator, values) <-> an OData $filter over assets.
 
 Pure: no database and no Flask. `to_odata` writes the rows as one clause each,
-ANDed; `from_odata` reads such a filter back into rows, or answers None when
-the text holds something the rows cannot show (an `or`, another field...), so
-the form can keep that scope as raw OData instead of losing it.
+ANDed; a row with several values is one `(a or b)` clause, as the original
+UI's filter builder made them. `from_odata` reads such a filter back into
+rows, or answers None when the text holds something the rows cannot show (an
+`or` across fields, another field...), so the form can keep that scope as raw
+OData instead of losing it.
 """
 
 import re
@@ -16,6 +18,8 @@ from app.ui.listing import quote
 STRING, DATETIME, CHOICE = "string", "datetime", "choice"
 TAG_VAR = "t"
 ROW_FIELD = re.compile(r"^scope_field_(\d{1,3})$")
+#: A row's values after its first (scope_value_<row>): scope_value_<row>_<k>.
+MORE_VALUES = re.compile(r"^scope_value_(\d{1,3})_(\d{1,3})$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ OPERATORS = (
 )
 OPERATORS_BY_KEY = {operator.key: operator for operator in OPERATORS}
 FUNCTIONS = ("startswith", "endswith", "contains")
+#: Negative operators take one value: ORed, `ne 'a' or ne 'b'` would match (nearly) every asset.
+SINGLE_VALUE = ("ne", "notcontains")
 #: Operators each kind of field offers.
 KIND_OPERATORS = {
     STRING: tuple(operator.key for operator in OPERATORS),
@@ -80,13 +86,24 @@ class ScopeError(ValueError):
 
 @dataclass(frozen=True)
 class Row:
+    """One condition; its values are alternatives (ORed). A single string is one value."""
+
     field: str = "location"
     op: str = "eq"
-    value: str = ""
+    values: tuple = ("",)
+
+    def __post_init__(self):
+        values = (self.values,) if isinstance(self.values, str) else tuple(self.values)
+        object.__setattr__(self, "values", values or ("",))
+
+    @property
+    def filled(self):
+        """The values that say something: a blank one is an input not filled in yet."""
+        return [value for value in self.values if value.strip()]
 
     @property
     def blank(self):
-        return not self.value.strip()
+        return not self.filled
 
 
 def operators_for(field_key):
@@ -99,10 +116,16 @@ def rows_from_form(values):
 
     Numbered names, not repeated ones: htmx sends the element that triggered a
     request once more besides the included form, which would shift parallel lists.
+    A row's further values are scope_value_<n>_<k>, in the order of k.
     """
     numbers = sorted({int(match.group(1)) for match in map(ROW_FIELD.match, values) if match})
+    more = {}
+    for match in filter(None, map(MORE_VALUES.match, values)):
+        more.setdefault(int(match.group(1)), []).append(int(match.group(2)))
     return [Row(values.get(f"scope_field_{n}", ""), values.get(f"scope_op_{n}", ""),
-                values.get(f"scope_value_{n}", "")) for n in numbers]
+                [values.get(f"scope_value_{n}", "")]
+                + [values.get(f"scope_value_{n}_{k}", "") for k in sorted(more.get(n, ()))])
+            for n in numbers]
 
 
 def to_odata(rows):
@@ -116,15 +139,24 @@ def _clause(number, row):
         raise ScopeError(f"row {number}: unknown field {row.field!r}")
     if row.op not in KIND_OPERATORS[field.kind]:
         raise ScopeError(f"row {number}: {field.label} cannot use {_op_label(row.op)}")
+    values = row.filled
+    if len(values) > 1 and row.op in SINGLE_VALUE:
+        raise ScopeError(f"row {number}: {_op_label(row.op)} takes one value (several would be ORed and "
+                         "match nearly every asset); add a row for each value")
+    conditions = [_value_clause(number, field, row.op, value) for value in values]
+    return conditions[0] if len(conditions) == 1 else "(" + " or ".join(conditions) + ")"
+
+
+def _value_clause(number, field, op, value):
     if field.key == "tag":
-        key, equals, value = row.value.partition("=")
+        key, equals, value = value.partition("=")
         if not equals or not key.strip():
             raise ScopeError(f"row {number}: write the tag as key=value")
-        inner = _condition(f"{TAG_VAR}/value", row.op, value)
+        inner = _condition(f"{TAG_VAR}/value", op, value)
         return f"assetInfo/tags/any({TAG_VAR}: {TAG_VAR}/key eq {quote(key.strip())} and {inner})"
     if field.key == "tagKey":
-        return f"assetInfo/tags/any({TAG_VAR}: {_condition(f'{TAG_VAR}/key', row.op, row.value)})"
-    return _condition(field.path, row.op, row.value.strip() if field.kind != STRING else row.value)
+        return f"assetInfo/tags/any({TAG_VAR}: {_condition(f'{TAG_VAR}/key', op, value)})"
+    return _condition(field.path, op, value.strip() if field.kind != STRING else value)
 
 
 def _condition(path, op, value):
@@ -164,7 +196,31 @@ def _conjuncts(node):
 
 
 def _row(node):
-    """The Row for one clause, or None."""
+    """The Row for one clause, or None; an `or` of one field and operator is one row of several values."""
+    if isinstance(node, BoolOp) and node.op == "or":
+        return _or_row(_disjuncts(node))
+    row = _single_row(node)
+    # The builder reads a blank value as "not filled in" and drops it: such a scope is not its own.
+    return row if row is not None and not row.blank else None
+
+
+def _disjuncts(node):
+    if isinstance(node, BoolOp) and node.op == "or":
+        return _disjuncts(node.left) + _disjuncts(node.right)
+    return [node]
+
+
+def _or_row(nodes):
+    rows = [_row(node) for node in nodes]
+    if any(row is None for row in rows):
+        return None
+    first = rows[0]
+    if first.op in SINGLE_VALUE or any((row.field, row.op) != (first.field, first.op) for row in rows):
+        return None
+    return Row(first.field, first.op, [row.values[0] for row in rows])
+
+
+def _single_row(node):
     if isinstance(node, Path) and node.lambda_ is not None:
         return _tag_row(node)
     matched = _condition_of(node, {field.path: field for field in FIELDS if field.key not in TAG_FIELDS})

@@ -134,9 +134,9 @@ def delete_scan_config(config_id):
 @bp.get("/scans/configs/scope")
 @writer_required
 def scope_builder():
-    """The scope builder re-rendered: after a field changed, with a row added (?add=1) or removed (?remove=<n>)."""
+    """The scope builder re-rendered: after a field changed, or changed by ?action= (add, remove:<n>, or:<n>...)."""
     form = ScanConfigForm(rows=rows_from_form(request.args))
-    form.apply_scope_action("add" if request.args.get("add") else f"remove:{request.args.get('remove', '')}")
+    form.apply_scope_action(request.args.get("action"))
     return render_template("ui/_scope_builder.html", form=form, preview=queries.scope_preview(form), errors={})
 
 
