@@ -1,9 +1,11 @@
 """The scans pages: the table with live progress, stopping a scan, and one scan with its asset scans."""
 
+import re
+
 import pytest
 
 from app import store
-from app.models import Asset, AssetScan, Scan
+from app.models import Asset, AssetScan, Finding, Scan
 from app.resources import RESOURCES_BY_MODEL
 from app.ui.scans_queries import get_scan
 
@@ -135,6 +137,60 @@ def test_scan_detail_shows_its_facts_and_asset_scans(viewer):
     assert 'hx-get="/scans/' in page.text and "view=facts" in page.text
 
 
+def scanned(scan, name):
+    """An asset scan of a new asset `name` in `scan`."""
+    asset = store.create(RESOURCES_BY_MODEL[Asset], {"assetInfo": {"objectType": "DirInfo", "dirName": name}})
+    return store.create(RESOURCES_BY_MODEL[AssetScan], {"asset": {"id": asset["id"]}, "scan": {"id": scan["id"]}})
+
+
+def seen_by(asset_scan, info):
+    return store.create(RESOURCES_BY_MODEL[Finding], {"findingInfo": info, "lastSeenBy": {"id": asset_scan["id"]},
+                                                      "firstSeen": "2026-01-01T00:00:00Z",
+                                                      "lastSeen": "2026-01-01T00:00:00Z"})
+
+
+def secret(fingerprint):
+    return {"objectType": "Secret", "fingerprint": fingerprint, "description": fingerprint, "filePath": "/a"}
+
+
+def test_the_findings_tab_counts_what_the_scan_saw_and_links_to_those_findings(viewer):
+    scan = finish(make_scan("weekly"), succeeded=2)
+    scan = store.patch(SCANS, scan["id"], {"summary": {"totalSecrets": 5, "totalVulnerabilities": {
+        "totalHighVulnerabilities": 2, "totalLowVulnerabilities": 1}}}, None)
+    first, second = scanned(scan, "/a"), scanned(scan, "/b")
+    other = scanned(make_scan("other"), "/c")
+    seen_by(first, secret("one")), seen_by(second, secret("two")), seen_by(other, secret("elsewhere"))
+    seen_by(first, {"objectType": "Vulnerability", "vulnerabilityName": "CVE-1", "severity": "HIGH"})
+
+    page = viewer.get(f"/scans/{scan['id']}/findings")
+    assert page.status_code == 200 and "<html" in page.text and "<h1>weekly</h1>" in page.text
+    assert f'href="/scans/{scan["id"]}/findings" hx-get="/scans/{scan["id"]}/findings"' in page.text
+    assert 'aria-current="page">Findings</a>' in page.text and "<h2>Asset scans</h2>" not in page.text
+    secrets_link = f'href="/findings?type=secrets&amp;scan={scan["id"]}">2</a>'
+    assert re.search(r'<td>Secrets</td>\s*<td class="num">5</td>', page.text) and secrets_link in page.text
+    assert f'href="/findings?type=vulnerabilities&amp;scan={scan["id"]}">1</a>' in page.text
+    assert re.search(r'<td>Vulnerabilities</td>\s*<td class="num">3</td>', page.text)  # every severity
+
+    tab = viewer.get(f"/scans/{scan['id']}/findings", htmx=True)
+    assert tab.text.lstrip().startswith('<div id="scan-tab">') and "<html" not in tab.text
+    assert "HX-Request" in tab.headers["Vary"]
+    details = viewer.get(f"/scans/{scan['id']}", htmx=True)
+    assert details.text.lstrip().startswith('<div id="scan-tab">') and "<h2>Asset scans</h2>" in details.text
+    assert 'aria-current="page">Scan details</a>' in details.text
+
+    linked = viewer.get(f"/findings?type=secrets&scan={scan['id']}")
+    assert linked.status_code == 200 and "one" in linked.text and "two" in linked.text
+    assert "elsewhere" not in linked.text and 'name="scan" value="' + scan["id"] in linked.text
+    assert f'href="/findings?type=vulnerabilities&amp;scan={scan["id"]}"' in linked.text  # the type tabs keep it
+    assert f'href="/scans/{scan["id"]}/findings">Back to the scan</a>' in linked.text
+    exported = viewer.get(f"/findings/export.csv?type=secrets&scan={scan['id']}")
+    assert exported.headers["X-Total-Count"] == "2"
+
+
+def test_the_findings_tab_of_an_unknown_scan_is_a_404(viewer):
+    assert viewer.get("/scans/no-such-scan/findings").status_code == 404
+
+
 def test_an_unknown_scan_is_a_404(viewer):
     response = viewer.get("/scans/no-such-scan")
     assert response.status_code == 404 and "no scan has that id" in response.text
@@ -149,6 +205,6 @@ def test_htmx_gets_only_the_table(viewer):
 
 def test_hostile_names_and_scopes_are_escaped(operator):
     scan = run(make_scan(name=HOSTILE, scope=f"assetInfo/location eq '{HOSTILE}'"))
-    for url in ("/scans", f"/scans/{scan['id']}", f"/scans/{scan['id']}/progress"):
+    for url in ("/scans", f"/scans/{scan['id']}", f"/scans/{scan['id']}/progress", f"/scans/{scan['id']}/findings"):
         html = operator.get(url).text
         assert HOSTILE not in html and ESCAPED in html

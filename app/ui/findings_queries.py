@@ -6,17 +6,26 @@ of the asset ran the family and did not see it again) or belongs to a
 terminated asset. A finding's own lastSeen cannot tell: an asset not scanned
 since still has it. OData cannot ask "some asset finding points here", so that
 filter is a peewee sub-select passed as `restrict`.
+
+A scan's findings are those whose lastSeenBy is one of the scan's asset scans:
+the only stored link from a finding to what saw it. It names the latest
+sighting, so a finding seen again by a later scan belongs to that scan then.
 """
 
 import datetime
+import functools
+import operator
 from dataclasses import dataclass
 
 from flask import abort
+from peewee import fn
 
 from app import odata
-from app.models import Asset, AssetFinding, Finding
-from app.ui.finding_types import DEFAULT_TYPE, TYPES_BY_SLUG
+from app.models import Asset, AssetFinding, AssetScan, Finding
+from app.ui.finding_types import DEFAULT_TYPE, TYPES, TYPES_BY_SLUG
 from app.ui.listing import Column, TableState, all_of, page_of, quote
+from app.ui.presenters import summary_count
+from scanner.vocabulary import FAMILIES
 
 #: The most rows one export holds; past it the export says so and stops.
 EXPORT_CAP = 50_000
@@ -40,13 +49,14 @@ class FindingFilters:
     first_seen_to: datetime.date = None
     hide_history: bool = False
     asset_id: str = ""
+    scan_id: str = ""
 
     @classmethod
     def from_args(cls, args):
         """Filters from a query string mapping; an unknown type is the default tab, a bad date a 400."""
         return cls(TYPES_BY_SLUG.get(args.get("type"), DEFAULT_TYPE), args.get("q", "").strip(),
                    _date(args, "first_seen_from"), _date(args, "first_seen_to"),
-                   args.get("hide_history") == "1", args.get("asset", "").strip())
+                   args.get("hide_history") == "1", args.get("asset", "").strip(), args.get("scan", "").strip())
 
     def odata(self):
         """The OData $filter clauses (ANDed by the caller)."""
@@ -58,7 +68,12 @@ class FindingFilters:
                 if self.first_seen_to else None]
 
     def restrict(self):
-        """The peewee condition for the asset and history filters, or None."""
+        """The peewee condition for the asset, history and scan filters, or None."""
+        conditions = [self._held(), last_seen_by_scan(self.scan_id) if self.scan_id else None]
+        conditions = [condition for condition in conditions if condition is not None]
+        return functools.reduce(operator.and_, conditions) if conditions else None
+
+    def _held(self):
         if not (self.hide_history or self.asset_id):
             return None
         holders = AssetFinding.select(AssetFinding.finding)
@@ -77,6 +92,31 @@ class FindingFilters:
         if not self.search:
             return None
         return " or ".join(f"contains(findingInfo/{path}, {quote(self.search)})" for path in self.finding_type.search)
+
+
+def last_seen_by_scan(scan_id):
+    """The peewee condition for findings last seen by one of the scan's asset scans."""
+    return Finding.last_seen_by.in_(AssetScan.select(AssetScan.id).where(AssetScan.scan == scan_id))
+
+
+#: Finding type -> the ScanFindingsSummary counter of the family that finds it.
+SUMMARY_KEYS = {family.finding_type: family.summary_key for family in FAMILIES if family.finding_type}
+
+
+@dataclass(frozen=True)
+class ScanTypeCount:
+    finding_type: object
+    reported: int    # results the scan's asset scans reported (its summary, one per asset and result)
+    last_seen: int   # distinct findings whose latest sighting is one of the scan's asset scans
+
+
+def scan_findings(scan):
+    """Per finding type: what the scan's scanners reported, and how many findings it saw last."""
+    counts = dict(Finding.select(Finding.object_type, fn.COUNT(Finding.id))
+                  .where(last_seen_by_scan(scan["id"])).group_by(Finding.object_type).tuples())
+    return [ScanTypeCount(finding_type, summary_count(scan.get("summary"), SUMMARY_KEYS[finding_type.object_type]),
+                          counts.get(finding_type.object_type, 0))
+            for finding_type in TYPES]
 
 
 def _date(args, name):

@@ -4,6 +4,7 @@ from flask import abort, current_app, g, make_response, redirect, render_templat
 
 from app.models import Scan, ScanConfig
 from app.ui import bp
+from app.ui import findings_queries
 from app.ui import scans_queries as queries
 from app.ui.htmx import is_htmx, render
 from app.ui.listing import Column, TableState, page_of
@@ -50,10 +51,19 @@ def scans():
 
 @bp.get("/scans/<scan_id>")
 def scan_detail(scan_id):
+    """The "Scan details" tab: facts, configuration and asset scans."""
     scan = queries.get_scan(scan_id)
     asset_scans, asset_scan_count = queries.asset_scans_of(scan_id)
-    return render("ui/scan.html", "ui/scan.html", scan=scan, asset_scans=asset_scans,
+    return render("ui/scan.html", "ui/_scan_tab.html", tab="details", scan=scan, asset_scans=asset_scans,
                   asset_scan_count=asset_scan_count, families=queries.enabled_families(scan))
+
+
+@bp.get("/scans/<scan_id>/findings")
+def scan_findings(scan_id):
+    """The "Findings" tab: per finding type, what the scan found, linking to those findings."""
+    scan = queries.get_scan(scan_id)
+    return render("ui/scan.html", "ui/_scan_tab.html", tab="findings", scan=scan,
+                  counts=findings_queries.scan_findings(scan))
 
 
 @bp.get("/scans/<scan_id>/progress")
