@@ -26,7 +26,13 @@ def logout():
 
 
 def _safe_next(target):
-    """Only a path on this site: never an absolute or scheme-relative URL."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site: never an absolute or scheme-relative URL.
+
+    Control characters are refused too: browsers drop tabs and newlines
+    from a Location, so `/<tab>/evil.example` would arrive as `//evil.example`
+    (and a newline cannot go into a header at all).
+    """
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(char < " " or char == "\x7f" for char in target)):
         return url_for("ui.dashboard_page")
     return target
