@@ -6,6 +6,7 @@ request came over HTTPS). Every write needs the session's CSRF token, sent as th
 """
 
 import functools
+import hashlib
 import hmac
 import os
 import secrets
@@ -84,6 +85,7 @@ def can_write():
 def sign_in(user):
     session.clear()
     session["user_id"] = user.id
+    session["user_key"] = _user_key(user)
     session["csrf"] = secrets.token_urlsafe(32)
 
 
@@ -102,7 +104,18 @@ def check_session():
 
 def _signed_in_user():
     user_id = session.get("user_id")
-    return None if user_id is None else User.get_or_none(User.id == user_id)
+    user = None if user_id is None else User.get_or_none(User.id == user_id)
+    if user is None or not hmac.compare_digest(session.get("user_key", ""), _user_key(user)):
+        return None
+    return user
+
+
+def _user_key(user):
+    """Binds a session to this very user, not just an id: SQLite gives a deleted user's id to the
+    next user made, whose password hash (salted) differs. A keyed digest: the cookie is readable."""
+    key = current_app.secret_key
+    return hmac.new(key.encode() if isinstance(key, str) else key, user.password_hash.encode(),
+                    hashlib.sha256).hexdigest()
 
 
 def _to_login():
