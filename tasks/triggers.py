@@ -55,8 +55,10 @@ def _scan(object_id, document, previous):
 def _asset_scan(object_id, document, previous):
     cleanup = (previous.get("resourceCleanupStatus") or {}).get("state"), (
         document.get("resourceCleanupStatus") or {}).get("state")
-    # A new (Pending) asset scan waits for its scan to schedule it: nothing to do for it yet.
-    if (_state(previous) != _state(document) and _state(document) != "Pending") or cleanup[0] != cleanup[1]:
+    # Nothing is owed to a new (Pending) asset scan (its scan schedules it), to a scanner reporting
+    # itself InProgress (its exit is told, or swept), nor to a cleanup that has ended.
+    moved = _state(previous) != _state(document) and _state(document) not in ("Pending", "InProgress")
+    if moved or (cleanup[0] != cleanup[1] and cleanup[1] == "Pending"):
         reconcile_asset_scan.send(object_id)
     # Its findings, and the scan (a free slot, a roll-up, its end), move when it finishes.
     finished = (_state(document) in AssetScan.FINISHED_STATES
