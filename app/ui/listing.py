@@ -15,6 +15,8 @@ from app import odata
 
 PER_PAGE = 25
 MAX_PER_PAGE = 200
+#: Past any real table; keeps $skip inside the databases' 64-bit integers (a typed ?page= was a 500).
+MAX_PAGE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class TableState:
         if sort not in sortable:
             sort = default_sort
         descending = request.args.get("dir", "desc" if default_descending else "asc") == "desc"
-        return cls(sort, descending, _positive(request.args.get("page"), 1),
+        return cls(sort, descending, min(_positive(request.args.get("page"), 1), MAX_PAGE),
                    min(_positive(request.args.get("per_page"), PER_PAGE), MAX_PER_PAGE))
 
     def orderby(self, columns):
