@@ -124,9 +124,12 @@ def _date(args, name):
     if not text:
         return None
     try:
-        return datetime.date.fromisoformat(text)
+        day = datetime.date.fromisoformat(text)
     except ValueError:
         abort(400, f"{name} must be a date like 2026-01-31")
+    if day == datetime.date.max:  # the "to" day ends at the next midnight, which does not exist
+        abort(400, f"{name} must be a date before {day}")
+    return day
 
 
 def _midnight(day):
