@@ -96,6 +96,49 @@ def test_htmx_gets_only_the_table(viewer):
     assert "<html" in full.text and 'id="asset-scans-filter"' in full.text
 
 
+def test_unfinished_asset_scans_refresh_their_row_until_they_finish(viewer):
+    scan = make_scan("nightly")
+    running = make_asset_scan(make_asset("/running"), scan, "Scheduled", "ReadyToScan")
+    done = make_asset_scan(make_asset("/done"), scan, *DONE)
+    failed = make_asset_scan(make_asset("/failed"), scan, "Scheduled", "Failed")
+    page = viewer.get("/asset-scans").text
+    row_of = {asset_scan["id"]: page.split(f'<tr id="asset-scan-{asset_scan["id"]}"')[1].split(">", 1)[0]
+              for asset_scan in (running, done, failed)}
+    assert row_of[running["id"]] == (f' hx-get="/asset-scans/{running["id"]}/row" hx-trigger="every 2s"'
+                                     ' hx-target="this" hx-swap="outerHTML"')
+    assert row_of[done["id"]] == row_of[failed["id"]] == ""
+
+    live = viewer.get(f"/asset-scans/{running['id']}/row", htmx=True)
+    assert live.status_code == 200 and "<html" not in live.text
+    assert live.text.lstrip().startswith(f'<tr id="asset-scan-{running["id"]}" hx-get=')
+    assert "ReadyToScan" in live.text and "nightly" in live.text and "/running" in live.text
+    for state in ("InProgress", "Done"):
+        status = {"state": state, "reason": REASONS[state], "lastTransitionTime": "2026-02-01T00:00:00Z"}
+        store.patch(RESOURCES_BY_MODEL[AssetScan], running["id"], {"status": status}, None)
+    ended = viewer.get(f"/asset-scans/{running['id']}/row", htmx=True)
+    assert ended.status_code == 286  # htmx stops an `every` poll on 286
+    assert "Done" in ended.text and "hx-trigger" not in ended.text and "2026-02-01 00:00" in ended.text
+    assert viewer.get("/asset-scans/no-such-id/row", htmx=True).status_code == 404
+
+
+def test_one_scans_table_waits_for_the_asset_scans_the_scan_has_not_made_yet(viewer):
+    scan = make_scan("just started")
+    waiting = viewer.get(f"/asset-scans?scan={scan['id']}", htmx=True)
+    assert waiting.status_code == 200 and "finding the assets in its scope" in waiting.text
+    assert (f'hx-get="/asset-scans?scan={scan["id"]}" hx-trigger="every 2s" hx-target="#asset-scans-table"'
+            in waiting.text)
+    make_asset_scan(make_asset("/found"), scan, "Scheduled")
+    arrived = viewer.get(f"/asset-scans?scan={scan['id']}", htmx=True).text
+    assert "/found" in arrived and "finding the assets" not in arrived
+    assert 'every 2s" hx-target="#asset-scans-table"' not in arrived and 'hx-target="this"' in arrived  # the row polls now
+    ended = make_scan("found nothing")
+    status = {"state": "Done", "reason": "NothingToScan", "lastTransitionTime": "2026-01-02T00:00:00Z"}
+    store.patch(RESOURCES_BY_MODEL[Scan], ended["id"], {"status": status, "endTime": "2026-01-02T00:00:00Z"}, None)
+    nothing = viewer.get(f"/asset-scans?scan={ended['id']}").text
+    assert "No asset scans match" in nothing and "every 2s" not in nothing
+    assert "every 2s" not in viewer.get("/asset-scans?scan=no-such-scan").text
+
+
 def finished_asset_scan(asset, scan):
     """A Done asset scan with every kind of detail the page shows."""
     families = {"sbom": {"enabled": True}, "vulnerabilities": {"enabled": True}, "malware": {"enabled": True}}

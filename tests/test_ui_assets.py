@@ -102,8 +102,8 @@ def test_scan_now_starts_a_scan_of_exactly_this_asset(browser_as):
     assert "Scan this asset now" in page.text
     response = operator.post(f"/assets/{asset['id']}/scan", {"family": ["sbom", "vulnerabilities", "malware"]})
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/asset-scans?asset={asset['id']}"
     [scan] = scans()
+    assert response.headers["Location"] == f"/asset-scans?scan={scan['id']}"  # its asset scans, live
     assert scan["scope"] == f"id eq '{asset['id']}'"
     assert scan["status"]["state"] == "Pending" and scan["startTime"] and scan["maxParallelScanners"] == 1
     assert scan["name"].startswith("/srv/app now ")

@@ -39,6 +39,11 @@ def get(asset_scan_id):
     return odata.get_document(AssetScan, asset_scan_id, {"$expand": "asset,scan($select=id,name,startTime)"})
 
 
+def is_finished(asset_scan):
+    """Done or Failed: nothing about the asset scan changes any more but its findings processing."""
+    return (asset_scan.get("status") or {}).get("state") in FINISHED_STATES
+
+
 @dataclass
 class FamilyRow:
     key: str

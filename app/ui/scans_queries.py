@@ -72,6 +72,12 @@ def stop_scan(scan_id, who):
     return store.patch(RESOURCES_BY_MODEL[Scan], scan_id, {"status": status}, None)
 
 
+def may_add_asset_scans(scan_id):
+    """Whether the scan may still make asset scans: it runs (it makes them once it found its assets)."""
+    scan = odata.get_document(Scan, scan_id, {})
+    return scan is not None and is_running(scan)
+
+
 def asset_scans_of(scan_id):
     """The scan's asset scans (the first ASSET_SCANS_SHOWN) with their assets, and how many there are."""
     result = odata.list_documents(AssetScan, {

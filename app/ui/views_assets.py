@@ -42,10 +42,11 @@ def scan_asset_now(asset_id):
     asset = _asset_or_404(asset_id)
     families = request.form.getlist("family")
     try:
-        scan_now.start(asset, families)
+        scan = scan_now.start(asset, families)
     except ValueError as error:
         return _asset_page(asset, families, str(error)), 422
-    return redirect(url_for("ui.asset_scans", asset=asset_id), 303)
+    # Its asset scans, which keep themselves up to date (the table waits until the scan made them).
+    return redirect(url_for("ui.asset_scans", scan=scan["id"]), 303)
 
 
 def _asset_or_404(asset_id):

@@ -1,10 +1,10 @@
 """Scans: the scans table with live progress, one scan, and the scan configurations with their form."""
 
-from flask import abort, current_app, g, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, g, redirect, render_template, request, url_for
 
 from app.models import Scan, ScanConfig
 from app.ui import bp
-from app.ui import findings_queries
+from app.ui import findings_queries, live
 from app.ui import scans_queries as queries
 from app.ui.htmx import is_htmx, render
 from app.ui.listing import Column, TableState, page_of
@@ -26,8 +26,6 @@ CONFIG_COLUMNS = (
     Column("time", "Scan time", "scheduled/operationTime"),
     Column("types", "Scan types"),
 )
-#: htmx stops an `every 2s` poll when it is answered with this status.
-STOP_POLLING = 286
 #: Components of one scan that keep themselves up to date: template for ?view=.
 LIVE_VIEWS = {"row": "ui/_scan_row.html", "facts": "ui/_scan_facts.html"}
 
@@ -70,11 +68,8 @@ def scan_findings(scan_id):
 def scan_live(scan_id):
     """One scan's row or facts, polled while it runs; the answer that shows it ended stops the polling."""
     scan = queries.get_scan(scan_id)
-    response = make_response(render_template(LIVE_VIEWS.get(request.args.get("view"), LIVE_VIEWS["row"]),
-                                             scan=scan))
-    if not queries.is_running(scan):
-        response.status_code = STOP_POLLING
-    return response
+    return live.component(LIVE_VIEWS.get(request.args.get("view"), LIVE_VIEWS["row"]), queries.is_running(scan),
+                          scan=scan)
 
 
 @bp.post("/scans/<scan_id>/stop")
