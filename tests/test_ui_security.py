@@ -60,7 +60,7 @@ class PageChecker(HTMLParser):
                                                    value or "", re.I) and tag != "link":
                 self.problems.append(f"{name}={value!r}")
             if name in URL_ATTRIBUTES and name.startswith("hx-") and value not in ("true", "false") \
-                    and not (value or "").startswith("/"):
+                    and not re.match(r"/(?![/\\])", value or ""):
                 self.problems.append(f"{name}={value!r} is not a path on this site")
 
     handle_startendtag = handle_starttag
