@@ -462,19 +462,75 @@ def rules(tmp_path):
     return directory
 
 
+def write_osv(root, records, zipped=True):
+    """Write records in OSV's export layout: <Ecosystem>/all.zip or loose <Ecosystem>/<id>.json; return root."""
+    by_ecosystem = {}
+    for item in records:
+        base = item["affected"][0]["package"]["ecosystem"].split(":")[0]
+        by_ecosystem.setdefault(base, []).append(item)
+    for base, items in by_ecosystem.items():
+        folder = root / base
+        folder.mkdir(parents=True, exist_ok=True)
+        if zipped:
+            with zipfile.ZipFile(folder / "all.zip", "w") as archive:
+                for item in items:
+                    archive.writestr(f"{item['id']}.json", json.dumps(item))
+        else:
+            for item in items:
+                (folder / f"{item['id']}.json").write_text(json.dumps(item))
+    return root
+
+
+def plant_python_package(root, name, version):
+    """Install a Python distribution's metadata in the machine at `root`; return its folder."""
+    folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return folder
+
+
 @pytest.fixture
 def vulnerability_data(tmp_path):
     """(OSV database directory, exploit-db CSV) of one critical CVE of vmclarity-demo 1.0, with an exploit."""
-    osv = tmp_path / "vulnerability-data/osv"
-    (osv / "PyPI").mkdir(parents=True)
-    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
-        archive.writestr("PYSEC-2099-1.json", json.dumps(OSV_RECORD))
+    osv = write_osv(tmp_path / "vulnerability-data/osv", [OSV_RECORD])
     csv = tmp_path / "vulnerability-data/files_exploits.csv"
     csv.write_text(EXPLOITS_CSV)
     return osv, csv
 
 
 CHKROOTKIT = shutil.which("chkrootkit", path="/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+@contextlib.contextmanager
+def orchestrated(database_url, data_dir, monkeypatch, local_assets, **environment):
+    """The whole system in this process: the app with the orchestrator hooked in, served over
+    HTTP for the scanners the local provider starts, and a Dramatiq worker consuming.
+
+    `local_assets` are the provider's paths; `environment` sets more VMCLARITY_* variables.
+    Yields (app, base URL).
+    """
+    import dramatiq
+    from dramatiq import Worker
+    from tasks import triggers
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(data_dir),
+                      "ADMIN_TOKEN": ADMIN_TOKEN, "EXTENSIONS": ("orchestrator",)})
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    with serving(app) as url:
+        monkeypatch.setenv("VMCLARITY_DATA_DIR", str(data_dir / "data"))
+        monkeypatch.setenv("VMCLARITY_API_URL", f"{url}/api")
+        monkeypatch.setenv("VMCLARITY_LOCAL_ASSETS", ":".join(str(path) for path in local_assets))
+        for name, value in environment.items():
+            monkeypatch.setenv(f"VMCLARITY_{name}", str(value))
+        worker = Worker(broker, worker_threads=4, worker_timeout=100)
+        worker.start()
+        try:
+            yield app, url
+        finally:
+            worker.stop()
+            broker.flush_all()
+            triggers.disconnect()
 
 
 def rootkits_unavailable():

@@ -15,29 +15,18 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 
 import pytest
 
 from app import auth
 from app.db import database
 from app.validation import schema_validator
-from conftest import MiB, ext4_image, loops_of, mounts_of
+from conftest import OSV_RECORD, MiB, ext4_image, loops_of, mounts_of, write_osv
 from tasks.providers import FatalError, RetryableError, ScanJob
 from tasks.providers import local
 from tasks.providers.local import LocalProvider
 from tasks.scanner_config import scanner_config
 
-CVE = "CVE-2099-0001"
-OSV_RECORD = {
-    "id": "PYSEC-2099-1",
-    "aliases": [CVE],
-    "modified": "2099-01-01T00:00:00Z",
-    "affected": [{
-        "package": {"ecosystem": "PyPI", "name": "vmclarity-demo"},
-        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}],
-    }],
-}
 SBOM_ONLY = scanner_config({"sbom": {"enabled": True, "analyzers": ["native"]}}, {})
 
 
@@ -162,10 +151,7 @@ def assert_valid(schema_name, document):
 @pytest.fixture
 def slow_scan_config(tmp_path, hanging_server):
     """sbom -> vulnerabilities (a local OSV record for vmclarity-demo) -> exploits from a server that hangs."""
-    osv = tmp_path / "osv"
-    (osv / "PyPI").mkdir(parents=True)
-    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
-        archive.writestr("PYSEC-2099-1.json", json.dumps(OSV_RECORD))
+    osv = write_osv(tmp_path / "osv", [OSV_RECORD])
     families = {name: {"enabled": True} for name in ("sbom", "vulnerabilities", "exploits")}
     return scanner_config(families, {"osv_db_path": str(osv), "exploitdb_url": hanging_server})
 

@@ -11,42 +11,23 @@ import signal
 import subprocess
 import time
 import warnings
-import zipfile
 
-import dramatiq
 import pytest
-from dramatiq import Worker
 
 import tasks
-from app import create_app
 from app.db import database
 from app.models import ApiToken
-from conftest import (ADMIN_TOKEN, CVE as FULL_CVE, DROPPER, EICAR, AuthedClient, ext4_image, github_token,
-                      loops_of, mounts_of, need, rootkits_unavailable, serving, write_file)
+from conftest import (ADMIN_TOKEN, CVE, DROPPER, EICAR, OSV_RECORD, AuthedClient, ext4_image, github_token,
+                      loops_of, mounts_of, need, orchestrated, plant_python_package, rootkits_unavailable,
+                      write_file, write_osv)
 import tasks.asset_scans
 import tasks.scheduler
-from tasks import triggers
 from tasks.providers import get_provider
 from tasks.providers.local import LocalProvider
 from tasks.settings import orchestrator_settings
 
-CVE = "CVE-2099-0002"
-OSV_RECORD = {
-    "id": "PYSEC-2099-2", "aliases": [CVE], "modified": "2099-01-01T00:00:00Z",
-    "summary": "Test vulnerability",
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "vmclarity-demo"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}]}],
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-}
 FAMILIES = {"sbom": {"enabled": True, "analyzers": ["native"]},
             "vulnerabilities": {"enabled": True, "scanners": ["osv"]}}
-
-
-def plant(root, name, version):
-    folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
-    folder.mkdir(parents=True)
-    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    return folder
 
 
 @pytest.fixture
@@ -56,37 +37,18 @@ def roots(tmp_path):
         root = tmp_path / f"machine{index}"
         (root / "etc").mkdir(parents=True)
         (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-        plant(root, "vmclarity-safe", "2.0")
+        plant_python_package(root, "vmclarity-safe", "2.0")
         roots.append(root)
-    plant(roots[0], "vmclarity-demo", "1.0")
+    plant_python_package(roots[0], "vmclarity-demo", "1.0")
     return roots
 
 
 @pytest.fixture
 def orchestrator(database_url, tmp_path, roots, monkeypatch):
-    """The app with the orchestrator hooked in, served over HTTP, and a worker consuming."""
-    osv = tmp_path / "osv"
-    (osv / "PyPI").mkdir(parents=True)
-    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
-        archive.writestr("record.json", json.dumps(OSV_RECORD))
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path),
-                      "ADMIN_TOKEN": ADMIN_TOKEN, "EXTENSIONS": ("orchestrator",)})
-    broker = dramatiq.get_broker()
-    broker.flush_all()
-    with serving(app) as url:
-        monkeypatch.setenv("VMCLARITY_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("VMCLARITY_API_URL", f"{url}/api")
-        monkeypatch.setenv("VMCLARITY_LOCAL_ASSETS", ":".join(str(root) for root in roots))
-        monkeypatch.setenv("VMCLARITY_SCANNER_OSV_DB_PATH", str(osv))
-        monkeypatch.setenv("VMCLARITY_ABORT_TIMEOUT", "30")
-        worker = Worker(broker, worker_threads=4, worker_timeout=100)
-        worker.start()
-        try:
-            yield AuthedClient(app.test_client(), ADMIN_TOKEN)
-        finally:
-            worker.stop()
-            broker.flush_all()
-            triggers.disconnect()
+    """The whole system on the local provider over `roots`; an admin API client of it."""
+    osv = write_osv(tmp_path / "osv", [OSV_RECORD])
+    with orchestrated(database_url, tmp_path, monkeypatch, roots, SCANNER_OSV_DB_PATH=osv, ABORT_TIMEOUT=30) as (app, _):
+        yield AuthedClient(app.test_client(), ADMIN_TOKEN)
 
 
 def discover(api):
@@ -301,7 +263,7 @@ def test_every_family_end_to_end_through_the_orchestrator(
     root = tmp_path / "full"
     (root / "etc").mkdir(parents=True)
     (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-    plant(root, "vmclarity-demo", "1.0")  # a critical CVE with an exploit (conftest's vulnerability_data)
+    plant_python_package(root, "vmclarity-demo", "1.0")  # a critical CVE with an exploit (conftest's vulnerability_data)
     write_file(root, "/etc/deploy.env", f"GITHUB_TOKEN={github_token('Zq3v8Xk2Lm9Pw4Rt7Yb1Nc6Hd5Js0F')}\n")
     write_file(root, "/etc/ssh/sshd_config", "PermitRootLogin yes\nPermitEmptyPasswords yes\n")
     subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", root / "etc/ssh/ssh_host_ed25519_key"],
@@ -335,8 +297,8 @@ def test_every_family_end_to_end_through_the_orchestrator(
     for item in api.get("/api/findings?$top=1000").get_json()["items"]:
         found.setdefault(item["findingInfo"]["objectType"], []).append(item["findingInfo"])
     assert set(found) == expected, sorted(found)
-    assert [v["vulnerabilityName"] for v in found["Vulnerability"]] == [FULL_CVE]
-    assert [e["cveID"] for e in found["Exploit"]] == [FULL_CVE]
+    assert [v["vulnerabilityName"] for v in found["Vulnerability"]] == [CVE]
+    assert [e["cveID"] for e in found["Exploit"]] == [CVE]
     assert {(m["malwareName"], m["path"]) for m in found["Malware"]} >= {
         ("EICAR_HDB-1", "/home/user/eicar.com"), ("VmclarityDropper-1", "/bin/dropper"),
         ("PlantedMarker", "/bin/dropper")}

@@ -18,7 +18,6 @@ per asset scan, and cleanup leaves no scanner process and no provider directory.
 
 import contextlib
 import http.server
-import json
 import os
 import re
 import shutil
@@ -29,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -38,20 +36,12 @@ import requests
 
 from app.db import database
 from app.models import ApiToken, Asset, AssetScan, Scan, ScanConfig
-from conftest import ADMIN_TOKEN
+from conftest import ADMIN_TOKEN, OSV_RECORD, plant_python_package, write_osv
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="needs redis-server to run a private, killable Redis")
 
 PROJECT = Path(__file__).resolve().parent.parent
-CVE = "CVE-2099-0007"
-OSV_RECORD = {
-    "id": "PYSEC-2099-7", "aliases": [CVE], "modified": "2099-01-01T00:00:00Z",
-    "summary": "Test vulnerability",
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "vmclarity-demo"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2"}]}]}],
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-}
 FAMILIES = {"sbom": {"enabled": True, "analyzers": ["native"]},
             "vulnerabilities": {"enabled": True, "scanners": ["osv"]},
             "exploits": {"enabled": True, "scanners": ["exploitdb"]}}
@@ -341,12 +331,6 @@ def _safe(function):
 # ---- fixtures -----------------------------------------------------------------------
 
 
-def plant(root, name, version):
-    folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
-    folder.mkdir(parents=True)
-    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-
-
 @pytest.fixture
 def cluster(database_url, tmp_path):
     roots = []
@@ -354,12 +338,9 @@ def cluster(database_url, tmp_path):
         root = tmp_path / f"machine{index}"
         (root / "etc").mkdir(parents=True)
         (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-        plant(root, "vmclarity-demo", "1.0")  # one CVE: one slow exploit-db question
+        plant_python_package(root, "vmclarity-demo", "1.0")  # one CVE: one slow exploit-db question
         roots.append(root)
-    osv = tmp_path / "osv"
-    (osv / "PyPI").mkdir(parents=True)
-    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
-        archive.writestr("record.json", json.dumps(OSV_RECORD))
+    osv = write_osv(tmp_path / "osv", [OSV_RECORD])
     exploits = SlowExploitDB()
     threading.Thread(target=exploits.serve_forever, daemon=True).start()
     redis_server = PrivateRedis().start()

@@ -4,7 +4,6 @@ import hashlib
 import json
 import random
 import socket
-import zipfile
 from collections import Counter
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from app.validation import schema_validator
 from scanner.vulnerabilities.osv import OsvDatabase, OsvError, match_packages, needed_ecosystems
 from scanner.vulnerabilities.osv import database as database_module
-from conftest import http_server
+from conftest import http_server, write_osv
 
 REAL_PYPI = Path("/work/shared/data/osv/PyPI/all.zip")
 CVSS_CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"  # 9.8
@@ -63,25 +62,6 @@ def pypi(name, version):
 
 def found(vulns):
     return sorted((v["vulnerabilityName"], v["package"]["version"]) for v in vulns)
-
-
-def write_layout(root, records, zipped=True):
-    """Write records in OSV's export layout: <Ecosystem>/all.zip or loose <Ecosystem>/<id>.json."""
-    by_ecosystem = {}
-    for item in records:
-        base = item["affected"][0]["package"]["ecosystem"].split(":")[0]
-        by_ecosystem.setdefault(base, []).append(item)
-    for base, items in by_ecosystem.items():
-        folder = root / base
-        folder.mkdir(parents=True, exist_ok=True)
-        if zipped:
-            with zipfile.ZipFile(folder / "all.zip", "w") as archive:
-                for item in items:
-                    archive.writestr(f"{item['id']}.json", json.dumps(item))
-        else:
-            for item in items:
-                (folder / f"{item['id']}.json").write_text(json.dumps(item))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -458,8 +438,8 @@ def test_load_layouts(tmp_path):
         record("PYSEC-1", "demo", events=[{"introduced": "0"}]),
         record("GHSA-aaaa-bbbb-cccc", "left-pad", "npm", [{"introduced": "0"}]),
     ]
-    zipped = write_layout(tmp_path / "zipped", records)
-    loose = write_layout(tmp_path / "loose", records, zipped=False)
+    zipped = write_osv(tmp_path / "zipped", records)
+    loose = write_osv(tmp_path / "loose", records, zipped=False)
     for root in (zipped, loose):
         db = OsvDatabase.from_path(root)
         assert db.record_count == 2
@@ -536,7 +516,7 @@ def test_hostile_files_are_skipped_with_reasons(tmp_path):
 def test_broken_and_oversized_archives(tmp_path, monkeypatch):
     (tmp_path / "Debian").mkdir()
     (tmp_path / "Debian" / "all.zip").write_bytes(b"PK\x03\x04 this is not really a zip")
-    write_layout(tmp_path, [record("PYSEC-1", "demo", events=[{"introduced": "0"}], details="x" * 5000)])
+    write_osv(tmp_path, [record("PYSEC-1", "demo", events=[{"introduced": "0"}], details="x" * 5000)])
     monkeypatch.setattr(database_module, "MAX_RECORD_BYTES", 1000)
     db = OsvDatabase.from_path(tmp_path)
     assert db.skipped["unreadable archive"] == 1
@@ -585,7 +565,7 @@ class OsvHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def osv_server(tmp_path):
-    root = write_layout(tmp_path / "served", [
+    root = write_osv(tmp_path / "served", [
         record("PYSEC-1", "demo", events=[{"introduced": "0"}, {"fixed": "2.0"}]),
         record("GHSA-aaaa-bbbb-cccc", "left-pad", "npm", [{"introduced": "0"}]),
         record("DSA-1", "openssl", "Debian:12", [{"introduced": "0"}]),
@@ -611,7 +591,7 @@ def test_server_downloads_only_needed_ecosystems_and_revalidates(osv_server, tmp
     assert again.record_count == 1
     assert osv_server.requests[-1] == ("/PyPI/all.zip", etag)  # answered 304
 
-    write_layout(osv_server.root, [record("PYSEC-2", "demo", events=[{"introduced": "0"}])])
+    write_osv(osv_server.root, [record("PYSEC-2", "demo", events=[{"introduced": "0"}])])
     changed = OsvDatabase.from_server(osv_server.url, cache, ["PyPI"], **FAST)
     assert found(match_packages(changed, packages)) == [("PYSEC-2", "1.0")]
     assert (cache / "PyPI" / "etag").read_text() != etag

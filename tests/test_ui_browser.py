@@ -7,24 +7,19 @@ its progress move without a reload, opens a finding and exports CSV. Screenshots
 of every page go to test-output/screenshots/.
 """
 
-import json
 import os
+import socket
 import time
-import zipfile
 from pathlib import Path
 
-import dramatiq
 import pytest
-from dramatiq import Worker
 
 import tasks
-from app import create_app, users
+from app import store, users
 from app.db import database
 from app.models import Finding
 from app.resources import RESOURCES_BY_MODEL
-from app import store
-from conftest import ADMIN_TOKEN, UI_PASSWORD, serving
-from tasks import triggers
+from conftest import CVE, OSV_RECORD, UI_PASSWORD, orchestrated, plant_python_package, write_file, write_osv
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -32,13 +27,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
-CVE = "CVE-2099-0003"
-OSV_RECORD = {
-    "id": "PYSEC-2099-3", "aliases": [CVE], "modified": "2099-01-01T00:00:00Z", "summary": "Browser test",
-    "affected": [{"package": {"ecosystem": "PyPI", "name": "vmclarity-browser"},
-                  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.9"}]}]}],
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-}
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 
@@ -55,46 +43,23 @@ def chromium():
 @pytest.fixture
 def machines(tmp_path):
     """Two directory 'machines', each with a vulnerable Python package installed."""
-    roots = []
-    for index in range(2):
-        root = tmp_path / f"machine{index}"
-        info = root / "usr/lib/python3/dist-packages/vmclarity_browser-1.0.dist-info"
-        info.mkdir(parents=True)
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vmclarity-browser\nVersion: 1.0\n")
-        (root / "etc").mkdir()
-        (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-        roots.append(root)
+    roots = [tmp_path / f"machine{index}" for index in range(2)]
+    for root in roots:
+        plant_python_package(root, "vmclarity-demo", "1.0")
+        write_file(root, "/etc/os-release", 'ID=debian\nVERSION_ID="12"\n')
     return roots
 
 
 @pytest.fixture
 def system(database_url, tmp_path, machines, monkeypatch):
-    """The whole system on this machine: web (over HTTP), orchestrator worker, local provider."""
-    osv = tmp_path / "osv"
-    (osv / "PyPI").mkdir(parents=True)
-    with zipfile.ZipFile(osv / "PyPI/all.zip", "w") as archive:
-        archive.writestr("record.json", json.dumps(OSV_RECORD))
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path),
-                      "ADMIN_TOKEN": ADMIN_TOKEN, "EXTENSIONS": ("orchestrator",)})
-    broker = dramatiq.get_broker()
-    broker.flush_all()
-    with serving(app) as url:
-        monkeypatch.setenv("VMCLARITY_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setenv("VMCLARITY_API_URL", f"{url}/api")
-        monkeypatch.setenv("VMCLARITY_LOCAL_ASSETS", ":".join(str(root) for root in machines))
-        monkeypatch.setenv("VMCLARITY_SCANNER_OSV_DB_PATH", str(osv))
+    """The whole system on this machine, with one admin user; its base URL."""
+    osv = write_osv(tmp_path / "osv", [OSV_RECORD])
+    with orchestrated(database_url, tmp_path, monkeypatch, machines, SCANNER_OSV_DB_PATH=osv) as (_, url):
         database.connect(reuse_if_open=True)
         users.create_user("ada", UI_PASSWORD, "admin")
         tasks.discover_assets.fn()
         database.close()
-        worker = Worker(broker, worker_threads=4, worker_timeout=100)
-        worker.start()
-        try:
-            yield url
-        finally:
-            worker.stop()
-            broker.flush_all()
-            triggers.disconnect()
+        yield url
 
 
 @pytest.fixture
@@ -116,6 +81,10 @@ def shoot(page, name):
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def htmx_idle(page):
+    page.locator(".htmx-request, .htmx-settling, .htmx-swapping").first.wait_for(state="detached")
+
+
 def sign_in(page):
     page.goto("/")
     page.fill("input[name=username]", "ada")
@@ -135,9 +104,15 @@ def test_a_first_scan_from_the_browser(page, machines):
     page.fill("input[name=name]", "browser scan")
     page.click("button:has-text('Add row')")
     page.select_option("select[name=scope_field_0]", "location")
-    page.select_option("select[name=scope_op_0]", "ne")
-    page.fill("input[name=scope_value_0]", "nowhere")
-    page.wait_for_selector("#scope-preview:has-text(\"assetInfo/location ne 'nowhere'\")")
+    page.select_option("select[name=scope_op_0]", "eq")
+    page.fill("input[name=scope_value_0]", socket.gethostname())  # the local provider's location
+    page.wait_for_selector(f"#scope-preview:has-text(\"assetInfo/location eq '{socket.gethostname()}'\")")
+    page.click("button:has-text('or…')")
+    htmx_idle(page)  # the new input listens once htmx has settled it, as it has long before a person types
+    page.fill("input[name=scope_value_0_1]", "elsewhere")
+    page.wait_for_selector(f"#scope-preview:has-text(\"(assetInfo/location eq '{socket.gethostname()}' or "
+                           f"assetInfo/location eq 'elsewhere')\")")
+    page.wait_for_selector("#scope-preview:has-text('2 current assets match')")
     page.check("input[name=time_mode][value=cron]")
     page.fill("input[name=max_parallel]", "1")
     shoot(page, "03-new-scan-configuration")
@@ -177,7 +152,7 @@ def test_a_first_scan_from_the_browser(page, machines):
     with page.expect_download() as download:
         page.click("a:has-text('CSV')")
     text = Path(download.value.path()).read_text()
-    assert CVE in text and "vmclarity-browser" in text
+    assert CVE in text and "vmclarity-demo" in text
     page.goto("/")
     shoot(page, "09-dashboard")
     assert page.problems == []
