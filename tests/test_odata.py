@@ -332,6 +332,24 @@ def test_bad_filters_name_the_token(world, text, message):
     assert str(error.value).startswith("$filter: ")
 
 
+def test_the_largest_filters_still_run(world):
+    many = " or ".join(f"assetInfo/location eq 'x{i}'" for i in range(200)) + " or id ne 'none'"
+    assert ids(Asset, filter=many) == ALL_ASSETS
+    deep = "not (" * 7 + "id ne 'none'" + ")" * 7  # 14 levels: 7 of them NOT, nesting the SQL
+    assert ids(Asset, filter=deep) == []
+    assert ids(Asset, filter="not " * 15 + "id ne 'none'") == []
+
+
+@pytest.mark.parametrize("text, message", [
+    (" and ".join(["scansCount eq 1"] * 202), "too many 'and'/'or' operators (at most 200)"),
+    ("(" * 17 + "scansCount eq 1" + ")" * 17, "nested too deeply (at most 16 levels)"),
+    ("not " * 17 + "scansCount eq 1", "nested too deeply (at most 16 levels)"),
+])
+def test_huge_filters_are_refused_not_crashed(world, text, message):
+    with pytest.raises(odata.ODataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ids(Asset, filter=text)
+
+
 def test_blank_filter_matches_everything(world):
     assert ids(Asset, filter="  ") == ALL_ASSETS
 

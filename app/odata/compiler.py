@@ -95,8 +95,10 @@ class Compiler:
 
     def predicate(self, node, scope):
         if isinstance(node, parser.BoolOp):
-            word = node.op.upper()
-            return sql(f"({{}} {word} {{}})", self.predicate(node.left, scope), self.predicate(node.right, scope))
+            # One flat (a OR b OR c): SQLite's parser overflows on a few hundred nested parentheses.
+            terms = _chain(node)
+            return sql("(" + f" {node.op.upper()} ".join(["{}"] * len(terms)) + ")",
+                       *(self.predicate(term, scope) for term in terms))
         if isinstance(node, parser.Not):
             return sql("(NOT COALESCE({}, {}))", self.predicate(node.operand, scope), self.dialect.false)
         if isinstance(node, parser.Compare):
@@ -339,6 +341,16 @@ class Compiler:
                 node = self.dialect.ordered_text(node)
             terms.append(self.dialect.order(node, item.descending))
         return terms
+
+
+def _chain(node):
+    """The operands of a run of one boolean operator, left to right (the parser nests them leftwards)."""
+    op, terms = node.op, []
+    while isinstance(node, parser.BoolOp) and node.op == op:
+        terms.append(node.right)
+        node = node.left
+    terms.append(node)
+    return terms[::-1]
 
 
 def datetime_millis(text):

@@ -157,6 +157,12 @@ def _token(kind, lexeme, pos, option):
 # --- $filter --------------------------------------------------------------------------
 
 
+#: Limits of one expression: far beyond any real filter, within Python's recursion limit and
+#: SQLite's parser stack (each `not` nests two levels of its SQL).
+MAX_BOOLEAN_OPERATORS = 200
+MAX_NESTING = 16
+
+
 class _Parser:
     def __init__(self, text, option, offset=0):
         self.option = option
@@ -164,6 +170,8 @@ class _Parser:
         self.offset = offset
         self.tokens = tokenize(text, option, offset)
         self.i = 0
+        self.operators = 0
+        self.depth = 0
 
     @property
     def peek(self):
@@ -195,16 +203,18 @@ class _Parser:
 
     # expr := or ; or := and ('or' and)* ; and := unary ('and' unary)*
     def expression(self):
+        self.deeper()
         left = self.conjunction()
         while self.at("ident", "or"):
-            pos = self.next().pos
+            pos = self.boolean_operator()
             left = BoolOp("or", left, self.conjunction(), pos)
+        self.depth -= 1
         return left
 
     def conjunction(self):
         left = self.unary()
         while self.at("ident", "and"):
-            pos = self.next().pos
+            pos = self.boolean_operator()
             left = BoolOp("and", left, self.unary(), pos)
         return left
 
@@ -212,8 +222,25 @@ class _Parser:
         # `not` binds looser than comparisons, so `not a eq 1` reads as `not (a eq 1)`.
         if self.at("ident", "not") and not self.at("punct", "/", ahead=1):
             pos = self.next().pos
-            return Not(self.unary(), pos)
+            self.deeper()
+            operand = self.unary()
+            self.depth -= 1
+            return Not(operand, pos)
         return self.comparison()
+
+    # The tree is walked recursively when compiled: bound its size and depth, so a huge
+    # filter is a 400 naming the limit, never a RecursionError (a 500).
+    def boolean_operator(self):
+        token = self.next()
+        self.operators += 1
+        if self.operators > MAX_BOOLEAN_OPERATORS:
+            fail(self.option, f"too many 'and'/'or' operators (at most {MAX_BOOLEAN_OPERATORS})", token.pos)
+        return token.pos
+
+    def deeper(self):
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            fail(self.option, f"nested too deeply (at most {MAX_NESTING} levels)", self.peek.pos)
 
     def comparison(self):
         left = self.primary()
