@@ -222,7 +222,8 @@ NEGATIVES = {
     "url-placeholders": "a = 'postgres://user:password@localhost/db'\nb = 'https://${USER}:${PASS}@host.example/'\n"
                         "c = 'redis://:changeme@cache:6379'\nd = 'postgresql://scott:tiger@localhost/test'\n"
                         "e = 'amqp://guest:guest@127.0.0.1:5672'\nf = 'https://bob:{password}@example.com'\n"
-                        "g = 'mysql://root:%s@db/app' % pw\nh = 'ftp://anonymous:<password>@ftp.example.org'\n",
+                        "g = 'mysql://root:%s@db/app' % pw\nh = 'ftp://anonymous:<password>@ftp.example.org'\n"
+                        "i = 'a uri like dotenv://:key_1234@dotenvx.com/vault/.env.vault'\n",
     "generic-placeholders": "password = \"changeme\"\napi_key = \"<your-api-key>\"\ntoken = \"${TOKEN}\"\n"
                             "secret = \"%s\"\npassword = \"xxxxxxxxxxxxxxxx\"\napi_key = \"EXAMPLE_KEY_123456\"\n"
                             "SECRET_KEY = \"{{ secret_key }}\"\npassword: ************\n"

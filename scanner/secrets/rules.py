@@ -187,7 +187,7 @@ def private_key(secret, match):
 
 
 #: Passwords (lowercase, percent-decoded) that documentation and tests put in URLs.
-URL_PLACEHOLDERS = (b"pass", b"ssword", b"pwd", b"tiger", b"xyzzy", b"secret")
+URL_PLACEHOLDERS = (b"pass", b"ssword", b"pwd", b"tiger", b"xyzzy", b"secret", b"1234")
 DOC_USERS = (b"user", b"username", b"usr", b"login", b"name", b"foo", b"scott", b"jane", b"john", b"bob", b"alice")
 DOC_HOSTS = (b"example.com", b"example.org", b"example.net", b".example", b".invalid", b".test", b"localhost.localdomain")
 
