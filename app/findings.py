@@ -8,29 +8,35 @@ Anatomy §2.4, done in bulk SQL inside one write transaction per asset scan:
    duplicates of the same finding. Packages come from the SBOM only (the SBOM
    is authoritative; our vulnerabilities are matched from it), but the
    packages named by vulnerabilities still get their summaries refreshed.
-2. Upsert Findings: insert the new ones (ON CONFLICT (key) DO NOTHING), lock
-   every one of the scan's findings in key order, then move lastSeen and
-   lastSeenBy forward (firstSeen back) with UPDATEs whose WHERE compares the
-   stored time with the reference time t, so an older scan processed late
-   never moves anything backward.
-3. The same for the asset's AssetFindings. A finding seen again is valid
-   again, unless a later scan of the asset, processed before this one, ran
-   the family and did not see it: then it is invalidated at that scan's time,
-   so the history does not depend on the order scans are processed in.
-4. Package summaries, invalidation of what this scan no longer saw, the
-   asset's summary, and finally `findingsProcessed`.
+2. Insert the findings no one has stored yet (ON CONFLICT (key) DO NOTHING).
+3. The asset's AssetFindings: insert the new ones, move lastSeen forward and
+   firstSeen back with UPDATEs whose WHERE compares the stored time with the
+   reference time t, so an older scan processed late never moves anything
+   backward. A finding seen again is valid again, unless a later scan of the
+   asset, processed before this one, ran the family and did not see it: then
+   it is invalidated at that scan's time, so the history does not depend on
+   the order scans are processed in. Then the invalidation of what this scan
+   no longer saw, the asset's summary and `findingsProcessed`.
+4. Last, the rows that other assets' scans share: lock the scan's findings
+   and packages in key order, move their lastSeen and lastSeenBy forward
+   (firstSeen back) as in 3, and refresh the packages' vulnerability summaries.
 
 Every write keeps the JSON document, the `revision` column and the key and
 foreign-key columns in step, as app/store.py does, and changes a row only when
 its content changes: processing the same asset scan again is a no-op.
 
 Concurrency. SQLite: the IMMEDIATE write transaction serializes all writers.
-PostgreSQL: the asset row, then the asset scan row, then the findings (in key
-order) are locked before anything is updated, so two scans of one asset run
-one after the other, and scans of different assets that share findings take
-their locks in the same order (no deadlock) and re-read the locked rows (no
-lost update). Inserts run in key order too: ON CONFLICT waits for another
-transaction's uncommitted row with the same key and then skips it.
+PostgreSQL: the asset row, then the asset scan row are locked first, so two
+scans of one asset run one after the other. Scans of different assets share
+Finding rows (every scan of a fleet sees the same packages), and each waits
+for the previous one's commit to update them: so the shared rows are locked
+only in step 4, at the end of the transaction, in key order (no deadlock),
+and re-read once locked (no lost update), with the statements of step 4 sent
+in two round trips before the commit. Steps 2 and 3 need no lock on a Finding:
+what they read of one (id, type, severity) never changes, and the foreign keys
+of the new AssetFindings take KEY SHARE locks, which the NO KEY UPDATE locks
+of step 4 do not block. Inserts run in key order too: ON CONFLICT waits for
+another transaction's uncommitted row with the same key and then skips it.
 """
 
 import json
@@ -41,7 +47,7 @@ import peewee
 from peewee import SQL, fn
 
 from app import identity
-from app.db import is_postgres, write_transaction
+from app.db import database, is_postgres, write_transaction
 from app.models import Asset, AssetFinding, AssetScan, Finding
 from app.odata import dialect as dialects
 from app.odata.compiler import datetime_millis
@@ -150,15 +156,15 @@ def _not_ready(scan):
 
 def _apply(plan, asset):
     created = _insert_findings(plan)
-    finding_ids = _lock_findings(sorted(set(plan.findings) | set(plan.packages)))
-    _see_findings(plan)
+    # First what belongs to this asset alone (the asset's row is locked already)...
+    finding_ids = _finding_ids(plan.findings)
     later = later_invalidations(plan.asset_id, plan.asset_scan_id, plan.millis)
-    _insert_asset_findings(plan, finding_ids, later)
-    _see_asset_findings(plan, finding_ids, later)
-    _update_package_summaries(plan)
-    invalidated = _invalidate(plan)
-    _update_asset_summary(plan, asset)
-    _mark_processed(plan)
+    invalidation = _invalidate(plan)
+    cursor = _execute_together([*_insert_asset_findings(plan, finding_ids, later),
+                                *_see_asset_findings(plan, finding_ids, later), invalidation])
+    invalidated = cursor.rowcount if invalidation is not None else 0
+    # ...last the Finding rows that other assets' scans share: locked until the commit.
+    _see_shared_findings(plan, before=[_asset_summary_update(plan, asset), _processed_update(plan)])
     return {"findings": plan.counts, "created": created, "invalidated": invalidated}
 
 
@@ -268,24 +274,63 @@ def _insert_findings(plan):
     return created
 
 
-def _lock_findings(keys):
-    """{key: id} of the stored findings with these keys, locked in key order on PostgreSQL."""
-    query = Finding.select(Finding.key, Finding.id).where(_id_in(Finding.key, keys)).order_by(Finding.key)
+def _finding_ids(keys):
+    """{key: id} of the stored findings with these keys (every one, after _insert_findings)."""
+    return dict(Finding.select(Finding.key, Finding.id).where(_id_in(Finding.key, keys)).tuples())
+
+
+def _see_shared_findings(plan, before=()):
+    """Lock the scan's findings and packages in key order, move their lastSeen/lastSeenBy
+    forward and firstSeen back, and refresh the packages' vulnerability summaries.
+
+    Every asset scan that shares a finding waits here for the one before it to commit, so
+    the locks are taken at the very end of the transaction and held for two round trips
+    (with PostgreSQL's statements sent together) before the commit, instead of one per
+    statement: in a busy worker process each round trip also waits for the GIL.
+    The counts are read after the locks are taken, in a statement of their own (a fresh
+    snapshot): whoever locks a package last counts every vulnerability committed before.
+    The `before` statements are sent ahead of the lock, in the same round trip.
+    """
+    queries = list(before)
     if is_postgres():
-        query = query.for_update("FOR NO KEY UPDATE")
-    return dict(query.tuples())
+        keys = sorted(set(plan.findings) | set(plan.packages))
+        queries.append(Finding.select(Finding.id).where(_id_in(Finding.key, keys))
+                       .order_by(Finding.key).for_update("FOR NO KEY UPDATE"))
+    if plan.findings:
+        in_scan = _id_in(Finding.key, plan.findings)
+        seen = {"lastSeen": plan.time, "lastSeenBy": {"id": plan.asset_scan_id}}
+        queries.append(Finding.update(_revised(Finding, seen, last_seen_by=plan.asset_scan_id))
+                       .where(in_scan, _before(Finding, "lastSeen", plan.millis)))
+        queries.append(Finding.update(_revised(Finding, {"firstSeen": plan.time}))
+                       .where(in_scan, _after(Finding, "firstSeen", plan.millis)))
+    names = sorted({name for name, _ in plan.packages.values() if name is not None})
+    if names:
+        queries.append(_vulnerability_counts_query(names))
+    cursor = _execute_together(queries)
+    if plan.packages:
+        counts = _vulnerability_counts(cursor.fetchall() if names else [])
+        _execute_together(_package_summary_updates(plan, counts))
 
 
-def _see_findings(plan):
-    """Move lastSeen/lastSeenBy forward and firstSeen back to this scan's time where needed."""
-    in_scan = _id_in(Finding.key, plan.findings)
-    seen = {"lastSeen": plan.time, "lastSeenBy": {"id": plan.asset_scan_id}}
-    (Finding.update(_revised(Finding, seen, last_seen_by=plan.asset_scan_id))
-     .where(in_scan, _before(Finding, "lastSeen", plan.millis))
-     .execute())
-    (Finding.update(_revised(Finding, {"firstSeen": plan.time}))
-     .where(in_scan, _after(Finding, "firstSeen", plan.millis))
-     .execute())
+def _execute_together(queries):
+    """Run the queries in order, in one round trip on PostgreSQL; the last one's cursor.
+
+    Fewer round trips matter beyond the network: in a worker process whose threads are
+    busy, each answer also waits for the GIL before the next statement can be sent.
+    """
+    queries = [query for query in queries if query is not None]
+    if not queries:
+        return None
+    if is_postgres() and len(queries) > 1:
+        # Each statement of a multi-statement query takes its own snapshot (READ COMMITTED),
+        # exactly as if sent one by one; the cursor holds the last one's rows.
+        parts = [query.sql() for query in queries]
+        return database.execute_sql(";\n".join(text for text, _ in parts),
+                                    [param for _, params in parts for param in params])
+    cursor = None
+    for query in queries:
+        cursor = database.execute(query)
+    return cursor
 
 
 # ---- AssetFindings -------------------------------------------------------------------------
@@ -320,6 +365,7 @@ def _ids_by_invalidation(plan, finding_ids, later):
 
 
 def _insert_asset_findings(plan, finding_ids, later):
+    """INSERTs of the scan's asset findings that do not exist yet."""
     rows = []
     for key in sorted(plan.findings):
         finding_id = finding_ids[key]
@@ -330,14 +376,16 @@ def _insert_asset_findings(plan, finding_ids, later):
             document["invalidatedOn"] = invalidated_on
         rows.append((document["id"], 1, document, plan.asset_id, finding_id))
     fields = [AssetFinding.id, AssetFinding.revision, AssetFinding.data, AssetFinding.asset, AssetFinding.finding]
-    for batch in peewee.chunked(rows, BATCH):
-        (AssetFinding.insert_many(batch, fields=fields)
-         .on_conflict(action="NOTHING", conflict_target=[AssetFinding.asset, AssetFinding.finding])
-         .execute())
+    return [AssetFinding.insert_many(batch, fields=fields)
+            .on_conflict(action="NOTHING", conflict_target=[AssetFinding.asset, AssetFinding.finding])
+            .as_rowcount()
+            for batch in peewee.chunked(rows, BATCH)]
 
 
 def _see_asset_findings(plan, finding_ids, later):
-    """As _see_findings; seen again, an asset finding is valid again (unless a later scan lost it)."""
+    """UPDATEs that move the asset findings' lastSeen forward and firstSeen back, as for the findings;
+    seen again, an asset finding is valid again (unless a later scan lost it)."""
+    updates = []
     for invalidated_on, ids in _ids_by_invalidation(plan, finding_ids, later).items():
         in_group = (AssetFinding.asset == plan.asset_id) & _id_in(AssetFinding.finding, ids)
         seen = {"lastSeen": plan.time, "revision": AssetFinding.revision + 1}
@@ -345,28 +393,28 @@ def _see_asset_findings(plan, finding_ids, later):
             document = _document(AssetFinding, {**seen, "invalidatedOn": invalidated_on})
         else:
             document = _document(AssetFinding, seen, remove=("invalidatedOn",))
-        (AssetFinding.update({AssetFinding.data: document, AssetFinding.revision: AssetFinding.revision + 1})
-         .where(in_group, _before(AssetFinding, "lastSeen", plan.millis))
-         .execute())
-    scan_ids = [finding_ids[key] for key in plan.findings]
-    in_scan = (AssetFinding.asset == plan.asset_id) & _id_in(AssetFinding.finding, scan_ids)
-    (AssetFinding.update(_revised(AssetFinding, {"firstSeen": plan.time}))
-     .where(in_scan, _after(AssetFinding, "firstSeen", plan.millis))
-     .execute())
+        updates.append(AssetFinding.update({AssetFinding.data: document,
+                                            AssetFinding.revision: AssetFinding.revision + 1})
+                       .where(in_group, _before(AssetFinding, "lastSeen", plan.millis)))
+    if plan.findings:
+        scan_ids = [finding_ids[key] for key in plan.findings]
+        in_scan = (AssetFinding.asset == plan.asset_id) & _id_in(AssetFinding.finding, scan_ids)
+        updates.append(AssetFinding.update(_revised(AssetFinding, {"firstSeen": plan.time}))
+                       .where(in_scan, _after(AssetFinding, "firstSeen", plan.millis)))
+    return updates
 
 
 def _invalidate(plan):
-    """Mark what this scan's families no longer found on the asset; return how many."""
+    """The UPDATE that marks what this scan's families no longer found on the asset, or None."""
     if not plan.invalidated_types:
-        return 0
+        return None
     of_types = Finding.select(Finding.id).where(Finding.object_type.in_(plan.invalidated_types))
     invalidated = _instant(AssetFinding, "invalidatedOn")
     return (AssetFinding.update(_revised(AssetFinding, {"invalidatedOn": plan.time}))
             .where(AssetFinding.asset == plan.asset_id,
                    AssetFinding.finding.in_(of_types),
                    _before(AssetFinding, "lastSeen", plan.millis),
-                   invalidated.is_null() | (invalidated > plan.millis))
-            .execute())
+                   invalidated.is_null() | (invalidated > plan.millis)))
 
 
 # ---- Summaries -----------------------------------------------------------------------------
@@ -377,32 +425,36 @@ def _severity_summary(counts):
             for severity in VULNERABILITY_SEVERITIES}
 
 
-def vulnerability_counts(names):
-    """{(package name, version): {severity: count}} over every Vulnerability finding of these packages."""
+def _vulnerability_counts_query(names):
+    """(package name, version, severity, count) over every Vulnerability finding of these packages."""
     name = _text(Finding, "findingInfo", "package", "name")
     version = _text(Finding, "findingInfo", "package", "version")
     severity = _text(Finding, "findingInfo", "severity")
-    query = (Finding.select(name, version, severity, fn.COUNT(SQL("*")))
-             .where(Finding.object_type == "Vulnerability", _id_in(name, names))
-             .group_by(name, version, severity))
+    return (Finding.select(name, version, severity, fn.COUNT(SQL("*")))
+            .where(Finding.object_type == "Vulnerability", _id_in(name, names))
+            .group_by(name, version, severity))
+
+
+def _vulnerability_counts(rows):
     counts = {}
-    for package_name, package_version, level, count in query.tuples():
+    for package_name, package_version, level, count in rows:
         counts.setdefault((package_name, package_version), {})[level] = count
     return counts
 
 
-def _update_package_summaries(plan):
-    """Give every package of this scan its vulnerability counts, one UPDATE per distinct summary."""
-    counts = vulnerability_counts(sorted({name for name, _ in plan.packages.values() if name is not None}))
+def _package_summary_updates(plan, counts):
+    """UPDATEs that give every package of this scan its vulnerability counts, one per distinct summary."""
     keys_by_summary = {}
     for key, package in plan.packages.items():
         totals = _severity_summary(counts.get(package, {}))
         keys_by_summary.setdefault(json.dumps(totals), []).append(key)
+    updates = []
     for totals, keys in sorted(keys_by_summary.items()):
         summary = {"updatedAt": plan.time, "totalVulnerabilities": json.loads(totals)}
-        (Finding.update(_revised(Finding, {"summary": summary}))
-         .where(Finding.object_type == "Package", _id_in(Finding.key, keys), _differs(Finding, "summary", summary))
-         .execute())
+        updates.append(Finding.update(_revised(Finding, {"summary": summary}))
+                       .where(Finding.object_type == "Package", _id_in(Finding.key, keys),
+                              _differs(Finding, "summary", summary)))
+    return updates
 
 
 def active_counts(asset_id):
@@ -428,19 +480,19 @@ def asset_summary(asset_id, plugins):
     return summary
 
 
-def _update_asset_summary(plan, asset):
+def _asset_summary_update(plan, asset):
+    """The UPDATE that gives the asset the summary of its valid findings, when it changes."""
     # Plugin findings carry their own types and are counted under them; totalPlugins
     # is how many the plugins family reported in the last processed scan that ran it.
     plugins = plan.plugins
     if plugins is None:
         plugins = ((asset.data.get("summary") or {}).get("totalPlugins")) or 0
     summary = asset_summary(plan.asset_id, plugins)
-    (Asset.update(_revised(Asset, {"summary": summary}))
-     .where(Asset.id == plan.asset_id, _differs(Asset, "summary", summary))
-     .execute())
+    return (Asset.update(_revised(Asset, {"summary": summary}))
+            .where(Asset.id == plan.asset_id, _differs(Asset, "summary", summary)))
 
 
-def _mark_processed(plan):
-    (AssetScan.update(_revised(AssetScan, {"findingsProcessed": True}, findings_processed=True))
-     .where(AssetScan.id == plan.asset_scan_id)
-     .execute())
+def _processed_update(plan):
+    """The UPDATE that sets the asset scan's `findingsProcessed`."""
+    return (AssetScan.update(_revised(AssetScan, {"findingsProcessed": True}, findings_processed=True))
+            .where(AssetScan.id == plan.asset_scan_id))

@@ -451,6 +451,26 @@ def test_concurrent_scans_of_different_assets_share_findings(api, round_):
     assert package_finding(api, "shared-0")["summary"]["totalVulnerabilities"]["totalHighVulnerabilities"] == 1
 
 
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_scans_count_every_vulnerability_of_a_shared_package(api, round_):
+    # Each asset's scan adds its own vulnerability of one package that all of them have: whichever
+    # commits last must count the others' too (the counts are read once the package is locked).
+    severities = ("CRITICAL", "HIGH", "LOW")
+    times = [T1, T2, T3, T4] * 2
+    scans = []
+    for i, t in enumerate(times):
+        asset = make_asset(api, f"host-{i}")
+        scans.append(finished_scan(api, asset, t, {
+            "sbom": [package("flask"), package(f"own-{i}")],
+            "vulnerabilities": [vulnerability(f"CVE-{i}", "flask", severity=severities[i % 3])]}))
+    race([lambda s=s: process_asset_scan(s) for s in scans])
+    assert package_finding(api, "flask")["summary"]["totalVulnerabilities"] == {
+        **NO_VULNERABILITIES, "totalCriticalVulnerabilities": 3, "totalHighVulnerabilities": 3,
+        "totalLowVulnerabilities": 2}
+    flask = package_finding(api, "flask")
+    assert (flask["firstSeen"], flask["lastSeen"]) == (T1, T4)
+
+
 def test_two_scans_of_one_asset_at_once(api):
     asset = make_asset(api, "web")
     older = finished_scan(api, asset, T1, {"sbom": [package("flask"), package("requests")]})
