@@ -18,8 +18,25 @@ class SchemaVersion(BaseModel):
     applied_at = peewee.DateTimeField()
 
 
-#: Ordered migration steps; each takes the database. Empty until the schema first changes.
-MIGRATIONS = []
+def add_login_failure(db):
+    """Version 1 -> 2: the login_failure table, for locking out password guessing."""
+
+    # The table as version 2 made it, frozen here: a later change to the model is a later step.
+    class LoginFailure(BaseModel):
+        username = peewee.CharField(max_length=150, primary_key=True)
+        count = peewee.IntegerField(default=0)
+        locked_until = peewee.DateTimeField(null=True)
+        last_attempt = peewee.DateTimeField(index=True)
+
+        class Meta:
+            database = db
+            table_name = "login_failure"
+
+    db.create_tables([LoginFailure])
+
+
+#: Ordered migration steps; each takes the database.
+MIGRATIONS = [add_login_failure]
 
 
 def target_version():

@@ -1,4 +1,4 @@
-"""Peewee models: the nine API objects, users and API tokens.
+"""Peewee models: the nine API objects, users, API tokens and failed sign-ins.
 
 Each API object is stored the way the wire shows it, as one JSON document in
 `data` (the full object, `id` and `revision` included), plus plain columns
@@ -149,8 +149,21 @@ class ApiToken(BaseModel):
     created_at = peewee.DateTimeField()
 
 
+class LoginFailure(BaseModel):
+    """Consecutive failed sign-ins for a username as typed, known or not (app/login_throttle.py).
+
+    Keyed by the text rather than a User, so an unknown name is counted and locked like a real one.
+    """
+
+    username = peewee.CharField(max_length=150, primary_key=True)
+    count = peewee.IntegerField(default=0)
+    #: Naive UTC; no password is checked for this name before then.
+    locked_until = peewee.DateTimeField(null=True)
+    last_attempt = peewee.DateTimeField(index=True)
+
+
 DOCUMENT_MODELS = (
     Asset, ScanConfig, Scan, AssetScan, Finding, AssetFinding, ScanEstimation, AssetScanEstimation, Provider,
 )
-ALL_MODELS = DOCUMENT_MODELS + (User, ApiToken)
+ALL_MODELS = DOCUMENT_MODELS + (User, ApiToken, LoginFailure)
 MODELS_BY_SCHEMA = {model.schema_name: model for model in DOCUMENT_MODELS}
