@@ -2,21 +2,24 @@
 
 from flask import redirect, render_template, request, session, url_for
 
-from app import users
+from app import login_throttle
 from app.ui import bp
 from app.ui.security import sign_in
 
 
 @bp.route("/login", methods=("GET", "POST"))
 def login():
-    error = None
-    if request.method == "POST":
-        user = users.check_password(request.form.get("username", ""), request.form.get("password", ""))
-        if user is not None:
-            sign_in(user)
-            return redirect(_safe_next(request.args.get("next")))
-        error = "wrong username or password"
-    return render_template("ui/login.html", error=error), 401 if error else 200
+    if request.method == "GET":
+        return render_template("ui/login.html")
+    try:
+        user = login_throttle.authenticate(request.form.get("username", ""), request.form.get("password", ""),
+                                           request.remote_addr)
+    except login_throttle.LockedOut as locked:
+        return render_template("ui/login.html", error=str(locked)), 429, {"Retry-After": str(locked.seconds)}
+    if user is None:
+        return render_template("ui/login.html", error="wrong username or password"), 401
+    sign_in(user)
+    return redirect(_safe_next(request.args.get("next")))
 
 
 @bp.post("/logout")
