@@ -21,7 +21,7 @@ import pytest
 from app import auth
 from app.db import database
 from app.validation import schema_validator
-from conftest import OSV_RECORD, MiB, ext4_image, loops_of, mounts_of, write_osv
+from conftest import OSV_RECORD, MiB, ext4_image, loops_of, mounts_of, plant_python_package, write_osv
 from tasks.providers import FatalError, RetryableError, ScanJob
 from tasks.providers import local
 from tasks.providers.local import LocalProvider
@@ -37,9 +37,7 @@ def make_root(path):
     (path / "etc").mkdir(parents=True)
     (path / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
     for name, version in [("vmclarity-demo", "1.0"), ("vmclarity-safe", "2.0")]:
-        folder = path / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
-        folder.mkdir(parents=True)
-        (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        plant_python_package(path, name, version)
     return path
 
 

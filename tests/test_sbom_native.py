@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from app.validation import validate
+from conftest import need
 from scanner.sbom import collect, merge, native_visitors, run_syft
 from scanner.sbom import apk, dpkg, golang, npm, osrelease, python, rpm
 from scanner.sbom.common import Findings, SbomResult, canonical_purl, package
@@ -40,16 +41,6 @@ JUNK = random.Random(7).randbytes(256 * 1024)
 
 def huge_line():
     return b"Package: " + b"x" * (100 * 1024 * 1024)  # one 100 MB line, no newline
-
-
-def need(*tools):
-    """Skip when a tool is missing, except on CI, where a missing tool is a setup bug to see."""
-    missing = [tool for tool in tools if not shutil.which(tool)]
-    if missing:
-        message = f"needs {', '.join(missing)} (apt-get install debootstrap rpm db5.3-util golang-go)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @contextmanager
