@@ -266,6 +266,25 @@ class HangingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class SlowExploitHandler(http.server.BaseHTTPRequestHandler):
+    """An exploit-db server (`GET /cves/<CVE>`) that knows no exploit and thinks `delay` seconds per question:
+    it keeps a scanner's exploits family, and so its asset scan, busy for that long."""
+
+    delay = 3.0
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        time.sleep(self.delay)
+        body = b"null"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
 def hanging_server():
     """URL of a helper server that answers nothing for half a minute."""

@@ -19,7 +19,8 @@ from app import store, users
 from app.db import database
 from app.models import Finding
 from app.resources import RESOURCES_BY_MODEL
-from conftest import CVE, OSV_RECORD, UI_PASSWORD, orchestrated, plant_python_package, write_file, write_osv
+from conftest import (CVE, OSV_RECORD, UI_PASSWORD, SlowExploitHandler, http_server, orchestrated,
+                      plant_python_package, write_file, write_osv)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -54,7 +55,10 @@ def machines(tmp_path):
 def system(database_url, tmp_path, machines, monkeypatch):
     """The whole system on this machine, with one admin user; its base URL."""
     osv = write_osv(tmp_path / "osv", [OSV_RECORD])
-    with orchestrated(database_url, tmp_path, monkeypatch, machines, SCANNER_OSV_DB_PATH=osv) as (_, url):
+    # Exploit lookups that take seconds keep each asset scan running long enough to watch.
+    with http_server(SlowExploitHandler) as exploits, orchestrated(
+            database_url, tmp_path, monkeypatch, machines,
+            SCANNER_OSV_DB_PATH=osv, SCANNER_EXPLOITDB_URL=exploits.url) as (_, url):
         database.connect(reuse_if_open=True)
         users.create_user("ada", UI_PASSWORD, "admin")
         tasks.discover_assets.fn()
@@ -99,20 +103,25 @@ def test_a_first_scan_from_the_browser(page, machines):
     sign_in(page)
     shoot(page, "02-dashboard-empty")
 
-    # A scan configuration through the four-step form: both machines, weekly, one scanner at a time.
+    # A scan configuration through the four-step form: both machines, daily, one scanner at a time.
+    # Each htmx swap settles before the next action, as it has long before a person acts again.
     page.goto("/scans/configs/new")
     page.fill("input[name=name]", "browser scan")
     page.click("button:has-text('Add row')")
+    htmx_idle(page)
     page.select_option("select[name=scope_field_0]", "location")
+    htmx_idle(page)
     page.select_option("select[name=scope_op_0]", "eq")
+    htmx_idle(page)
     page.fill("input[name=scope_value_0]", socket.gethostname())  # the local provider's location
     page.wait_for_selector(f"#scope-preview:has-text(\"assetInfo/location eq '{socket.gethostname()}'\")")
     page.click("button:has-text('or…')")
-    htmx_idle(page)  # the new input listens once htmx has settled it, as it has long before a person types
+    htmx_idle(page)
     page.fill("input[name=scope_value_0_1]", "elsewhere")
     page.wait_for_selector(f"#scope-preview:has-text(\"(assetInfo/location eq '{socket.gethostname()}' or "
                            f"assetInfo/location eq 'elsewhere')\")")
     page.wait_for_selector("#scope-preview:has-text('2 current assets match')")
+    page.check("input[name=family_exploits]")
     page.check("input[name=time_mode][value=cron]")
     page.fill("input[name=max_parallel]", "1")
     shoot(page, "03-new-scan-configuration")
