@@ -400,15 +400,22 @@ def wait_for_state(cluster, state, index=0, timeout=60):
 # ---- the tests ----------------------------------------------------------------------
 
 
-def test_killing_the_worker_mid_scan_loses_nothing_and_starts_no_second_scanner(cluster):
+def first_scanner_running(cluster, scheduler="scheduler"):
+    """API, worker-1 and a scheduler up, the assets discovered, a one-scanner-at-a-time scan
+    started and its first asset scan InProgress; (worker, scheduler, scan config)."""
     cluster.start_api()
     worker = cluster.start_worker("worker-1")
-    cluster.start_scheduler()
+    scheduler = cluster.start_scheduler(scheduler)
     cluster.discovered(ASSETS)
     config = cluster.create_scan_config(max_parallel=1)
+    wait_for_state(cluster, "InProgress", index=0)
+    return worker, scheduler, config
+
+
+def test_killing_the_worker_mid_scan_loses_nothing_and_starts_no_second_scanner(cluster):
+    worker, _, config = first_scanner_running(cluster)
 
     # 1. While the first scanner runs: the scanner outlives the worker (its own session).
-    wait_for_state(cluster, "InProgress", index=0)
     cluster.kill(worker)
     time.sleep(1.0)
     worker = cluster.start_worker("worker-2")
@@ -429,12 +436,7 @@ def test_killing_the_worker_mid_scan_loses_nothing_and_starts_no_second_scanner(
 
 def test_a_worker_killed_holding_a_reconcile_lock_does_not_stall_the_scan(cluster):
     """A dead worker's object lock must not hold up its object for long (it expires, or is broken)."""
-    cluster.start_api()
-    worker = cluster.start_worker("worker-1")
-    cluster.start_scheduler()
-    cluster.discovered(ASSETS)
-    config = cluster.create_scan_config(max_parallel=1)
-    wait_for_state(cluster, "InProgress", index=0)
+    worker, _, config = first_scanner_running(cluster)
 
     # Kill the worker the moment it holds a lock (the sweep re-drives the scan and its
     # unfinished asset scans every second, each under its lock); retry until it did.
@@ -509,11 +511,7 @@ def test_killing_the_scheduler_mid_scan_a_second_one_takes_over_and_only_one_swe
 
 
 def test_restarting_redis_mid_scan_the_sweep_redrives_everything(cluster):
-    cluster.start_api()
-    worker = cluster.start_worker("worker-1")
-    scheduler = cluster.start_scheduler("scheduler-1")
-    cluster.discovered(ASSETS)
-    config = cluster.create_scan_config(max_parallel=1)
+    worker, scheduler, config = first_scanner_running(cluster, "scheduler-1")
     later = cluster.api("POST", "/scanConfigs", json={
         "name": "later", "scheduled": {"operationTime": "2099-01-01T00:00:00Z"},
         "scanTemplate": {"scope": "assetInfo/objectType eq 'DirInfo'"}})
@@ -521,7 +519,6 @@ def test_restarting_redis_mid_scan_the_sweep_redrives_everything(cluster):
     # With no worker consuming, the first asset scan finishes: the messages its end sets in
     # motion (reconcile the asset scan and the scan: process findings, clean up, start the
     # next asset scan) wait in Redis...
-    wait_for_state(cluster, "InProgress", index=0)
     cluster.kill(worker)
     wait_for_state(cluster, "Done", index=0)
     with cluster.redis.client() as client:

@@ -1,8 +1,7 @@
 """How API documents read on a page: names, types and counters a person recognises."""
 
-#: CloudProvider -> the original UI's asset type of a VM.
-VM_TYPES = {"AWS": "AWS EC2 Instance", "Azure": "Azure Instance", "GCP": "GCP Instance",
-            "Docker": "Docker Instance", "External": "External Instance"}
+from app.dashboard import VM_TYPES
+
 #: assetInfo objectType -> (the field that names the asset, its type label).
 ASSET_KINDS = {
     "VMInfo": ("instanceID", None),
