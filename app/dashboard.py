@@ -311,7 +311,7 @@ def _trend_changes(points, object_types):
                 parts.append(f'SELECT {k} AS "k", {change} AS "change", "finding_id" FROM "{table}" WHERE {where}')
                 params += [bound for _, _, bound in kept]
     finding = Finding._meta.table_name
-    text = (f'SELECT "f"."object_type", "changes"."k", SUM("changes"."change") FROM ('
+    text = ('SELECT "f"."object_type", "changes"."k", SUM("changes"."change") FROM ('
             + " UNION ALL ".join(parts) +
             f') AS "changes" JOIN "{finding}" AS "f" ON "f"."id" = "changes"."finding_id" '
             f'WHERE "f"."object_type" IN ({", ".join([p] * len(object_types))}) '

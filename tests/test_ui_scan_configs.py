@@ -346,7 +346,7 @@ def test_a_scope_the_builder_cannot_show_is_kept_as_text(operator):
     config = make_config(scope=scope)
     page = operator.get(f"/scans/configs/{config['id']}/edit").text
     assert "the row builder cannot show it" in page
-    assert f'name="scope_raw"' in page and "assetInfo/location eq &#39;a&#39; or" in page
+    assert 'name="scope_raw"' in page and "assetInfo/location eq &#39;a&#39; or" in page
     assert 'class="scope-row"' not in page
     response = operator.post(f"/scans/configs/{config['id']}/edit",
                              {**form(name="nightly", time_mode="keep", revision="1", rows=[]), "scope_raw": scope})

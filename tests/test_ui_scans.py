@@ -2,8 +2,6 @@
 
 import re
 
-import pytest
-
 from app import store
 from app.models import Asset, AssetScan, Finding, Scan
 from app.resources import RESOURCES_BY_MODEL
