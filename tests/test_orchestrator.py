@@ -173,6 +173,7 @@ def test_short_timeout_fails_the_scan_with_timeout(orchestrator, roots, monkeypa
     config = scan_config(api, f"assetInfo/dirName eq '{roots[0]}'", families=families, timeoutSeconds=1)
     scan = wait_for_scan(api, config["id"])
     assert (scan["status"]["state"], scan["status"]["reason"]) == ("Failed", "Timeout")
+    assert_no_scanners_left(api)  # the aborted scanner stops, and its asset scan is cleaned up
 
 
 @pytest.mark.parametrize("kind", ["directory", "disk image", "directory, found by the sweep"])
