@@ -3,7 +3,7 @@
     .venv/bin/python bench/all_families.py [TREE] [--ds-mb MB] [--timeout S]
 
 TREE defaults to ~/.cache/vmclarity-bench/secrets-tree when present (built by
-bench/secrets.py: the debootstrapped Debian root ~/.cache/vmclarity-tests/bookworm-minbase
+bench/secrets_scan.py: the debootstrapped Debian root ~/.cache/vmclarity-tests/bookworm-minbase
 hard-linked, plus the venv's site-packages as /opt/pylib: a few hundred MB of mixed text and
 binaries), else the Debian root itself. Rows (issue 6, Measure):
 
@@ -69,7 +69,7 @@ def default_tree():
     for candidate in ("~/.cache/vmclarity-bench/secrets-tree", "~/.cache/vmclarity-tests/bookworm-minbase"):
         if os.path.isdir(os.path.expanduser(candidate)):
             return os.path.expanduser(candidate)
-    sys.exit("no tree: pass one (bench/secrets.py builds ~/.cache/vmclarity-bench/secrets-tree)")
+    sys.exit("no tree: pass one (bench/secrets_scan.py builds ~/.cache/vmclarity-bench/secrets-tree)")
 
 
 def tool(name):

@@ -21,7 +21,6 @@ Not a test: it prints figures. The database is dropped afterwards unless --keep.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -32,12 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# The project first; not this folder, whose secrets.py would shadow the standard library's.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [str(BENCH.parent)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-_spec = importlib.util.spec_from_file_location("findings_list", BENCH / "findings_list.py")
-findings_list = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(findings_list)
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the project, after bench/ itself
+
+import findings_list  # noqa: E402
 from app import create_app, migrations, users  # noqa: E402
 from app.db import database, is_postgres, open_database  # noqa: E402
 from scanner.vocabulary import FAMILIES, VULNERABILITY_SEVERITIES  # noqa: E402

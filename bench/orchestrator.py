@@ -42,8 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-# Not bench/ itself: bench/secrets.py would shadow the standard library's `secrets` (redis uses it).
-sys.path[:] = [str(PROJECT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(PROJECT))
 
 ADMIN_TOKEN = "bench-admin-token"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432"

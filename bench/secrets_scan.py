@@ -1,6 +1,6 @@
 """Benchmark the secrets engine against gitleaks and detect-secrets on the same tree, in one run.
 
-    .venv/bin/python bench/secrets.py [--tree DIR] [--prefix P] [--ds-mb MB] [--cold] [--prefilters MB]
+    .venv/bin/python bench/secrets_scan.py [--tree DIR] [--prefix P] [--ds-mb MB] [--cold] [--prefilters MB]
 
 The default tree is built once (hard links, no copies) under
 ~/.cache/vmclarity-bench/secrets-tree: the debootstrapped Debian root
