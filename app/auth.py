@@ -51,6 +51,8 @@ def create_token(name, role, asset_scan_id=None):
         raise ValueError("the token needs a name, e.g. what script uses it")
     if len(name) > MAX_TOKEN_NAME_LENGTH:
         raise ValueError(f"the token name must have at most {MAX_TOKEN_NAME_LENGTH} characters")
+    if not name.isprintable():  # control characters would forge lines in logs and listings
+        raise ValueError("the token name may hold only printable characters")
     if role not in ROLES + (SCANNER_ROLE,):
         raise ValueError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
     if (role == SCANNER_ROLE) != (asset_scan_id is not None):

@@ -18,15 +18,18 @@ MAX_USERNAME_LENGTH = User.username.max_length
 def create_user(username, password, role):
     """Store a new user; raise ValueError with a message a person can act on."""
     _check_role(role)
-    if not username.strip():
+    username = username.strip()
+    if not username:
         raise ValueError("the username must not be empty")
-    if len(username.strip()) > MAX_USERNAME_LENGTH:
+    if len(username) > MAX_USERNAME_LENGTH:
         raise ValueError(f"the username must have at most {MAX_USERNAME_LENGTH} characters")
+    if not username.isprintable():  # control characters would forge lines in logs and listings
+        raise ValueError("the username may hold only printable characters")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     try:
         return User.create(
-            username=username.strip(),
+            username=username,
             password_hash=generate_password_hash(password),
             role=role,
             created_at=datetime.datetime.now(datetime.timezone.utc),

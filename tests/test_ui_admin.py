@@ -73,6 +73,8 @@ def test_create_a_user_who_can_then_sign_in(app, admin_browser):
     ({"username": "admin-user"}, "a user named &#39;admin-user&#39; already exists"),
     ({"role": "scanner"}, "unknown role &#39;scanner&#39;"),
     ({"username": "x" * 151}, "the username must have at most 150 characters"),
+    ({"username": "bob\nadmin"}, "the username may hold only printable characters"),
+    ({"username": "bob\x1b[2J"}, "the username may hold only printable characters"),
 ])
 def test_a_refused_user_says_why_in_place(admin_browser, data, message):
     response = admin_browser.post("/admin/users", new_user(data), htmx=True)
@@ -168,6 +170,7 @@ def test_a_new_token_is_shown_once_and_works(admin_browser, client):
 @pytest.mark.parametrize("data, message", [
     ({"name": "  ", "role": "viewer"}, "the token needs a name"),
     ({"name": "x" * 151, "role": "viewer"}, "the token name must have at most 150 characters"),
+    ({"name": "ci\rbot", "role": "viewer"}, "the token name may hold only printable characters"),
     ({"name": "scanner", "role": "scanner"}, "choose one of admin, operator, viewer"),
 ])
 def test_a_refused_token_says_why_in_place(admin_browser, data, message):
