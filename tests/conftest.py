@@ -11,10 +11,12 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import zipfile
 import zlib
+from pathlib import Path
 
 import psycopg2
 from peewee import sort_models
@@ -456,6 +458,52 @@ def need(*tools):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+CACHE = Path(os.environ.get("VMCLARITY_TEST_CACHE", Path.home() / ".cache/vmclarity-tests"))
+
+
+def debian_mirror():
+    """The Debian mirror this machine's apt uses (deb822 or one-line sources), else deb.debian.org."""
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split()[1]
+    sources = Path("/etc/apt/sources.list")
+    for line in (sources.read_text(errors="replace").splitlines() if sources.exists() else []):
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "deb" and "security" not in parts[1]:
+            return parts[2] if parts[1].startswith("[") else parts[1]
+    return "http://deb.debian.org/debian"
+
+
+@pytest.fixture(scope="session")
+def bookworm_root():
+    """A debootstrap'ed Debian 12 minbase, built once into a temp dir then renamed into the cache.
+
+    Every test that scans a real Debian root takes this fixture, so none of them can skip
+    for want of a root that another test file would have built.
+    """
+    root = CACHE / "bookworm-minbase"
+    if (root / "var/lib/dpkg/status").exists():
+        return root
+    need("debootstrap")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix="bookworm-minbase.", dir=CACHE))
+    try:
+        proc = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(building), debian_mirror()],
+                              capture_output=True, text=True, timeout=1200)
+        if proc.returncode != 0:
+            message = f"debootstrap failed ({proc.returncode}): {proc.stderr[-2000:] or proc.stdout[-2000:]}"
+            pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+        building.chmod(0o755)  # mkdtemp made it 0700; a root filesystem's / is 0755
+        building.rename(root)  # atomic: a half-built root is never seen as the cache
+    except OSError:
+        if not (root / "var/lib/dpkg/status").exists():  # another run won the rename; else a real error
+            raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,18 @@ import pytest
 from app.validation import schema_validator
 from scanner.rootkits import ChkrootkitScanner
 from scanner.rootkits.chkrootkit import ChkrootkitError, offered_tests, parse_output, safe_script
-from conftest import run_scanners, write_file
+from conftest import CHKROOTKIT, need, run_scanners, write_file
 
-CACHE = Path(os.environ.get("VMCLARITY_TEST_CACHE", Path.home() / ".cache/vmclarity-tests"))
-CHKROOTKIT = shutil.which("chkrootkit", path="/usr/sbin:/usr/bin:/sbin:/bin")
-needs_chkrootkit = pytest.mark.skipif(CHKROOTKIT is None or os.geteuid() != 0 or shutil.which("unshare") is None,
-                                      reason="needs chkrootkit, unshare and root")
+
+@pytest.fixture()
+def chkrootkit_runs():
+    """chkrootkit and unshare, or skip (fail on CI); and root, for the private read-only view (or skip)."""
+    need(CHKROOTKIT or "chkrootkit", "unshare")  # CHKROOTKIT: found in the sbin directories a user's PATH may lack
+    if os.geteuid() != 0:
+        pytest.skip("chkrootkit runs on a private read-only mount of the target: needs root")
+
+
+needs_chkrootkit = pytest.mark.usefixtures("chkrootkit_runs")
 
 
 def tree_digest(root):
@@ -106,14 +112,11 @@ def test_clean_tree(tmp_path):
 
 
 @needs_chkrootkit
-def test_debian_minbase_is_clean():
-    root = CACHE / "bookworm-minbase"
-    if not (root / "var/lib/dpkg/status").exists():
-        pytest.skip("no debootstrapped Debian root in the test cache (tests/test_sbom_native.py builds it)")
-    before = tree_digest(root)
-    result = run_scanners(ChkrootkitScanner(str(root), {}))
+def test_debian_minbase_is_clean(bookworm_root):
+    before = tree_digest(bookworm_root)
+    result = run_scanners(ChkrootkitScanner(str(bookworm_root), {}))
     assert result.errors == [] and result.results == []
-    assert tree_digest(root) == before
+    assert tree_digest(bookworm_root) == before
 
 
 @needs_chkrootkit
@@ -134,8 +137,8 @@ def test_missing_binary_is_an_error(tmp_path):
     assert result.results == [] and "not found" in result.errors[0]
 
 
-@pytest.mark.skipif(CHKROOTKIT is None, reason="needs chkrootkit")
 def test_the_php_check_no_longer_runs_file_names():
+    need(CHKROOTKIT or "chkrootkit")
     original = Path(CHKROOTKIT).read_text(errors="surrogateescape")
     fixed = safe_script(original)
     assert '\\"{}\\"' not in fixed and '-exec sh -c "$script" sh {} \\;' in fixed
