@@ -9,10 +9,12 @@ import pytest
 
 from app.validation import schema_validator
 from scanner.misconfigurations import LynisScanner, NativeScanner
-from scanner.misconfigurations.lynis import TARGET_TESTS, parse_report
-from conftest import run_scanners, write_file
+from scanner.misconfigurations.lynis import parse_report
+from scanner.misconfigurations.sudoers import MAX_INCLUDE_DEPTH
+from conftest import need, run_scanners, write_file
 
-CACHE = Path(os.environ.get("VMCLARITY_TEST_CACHE", Path.home() / ".cache/vmclarity-tests"))
+# Where LynisScanner looks for it: PATH, then the sbin directories a user's PATH may lack.
+LYNIS = shutil.which("lynis", path=f"{os.environ.get('PATH', '')}:/usr/local/sbin:/usr/sbin:/sbin")
 HIGH, MEDIUM, LOW = ("MisconfigurationHighSeverity", "MisconfigurationMediumSeverity", "MisconfigurationLowSeverity")
 
 
@@ -237,11 +239,157 @@ def test_no_sshd_no_sshd_findings(tmp_path):
     assert run_scanners(NativeScanner(str(root), {})).results == []
 
 
-def test_debian_minbase_is_clean():
-    root = CACHE / "bookworm-minbase"
-    if not (root / "var/lib/dpkg/status").exists():
-        pytest.skip("no debootstrapped Debian root in the test cache (tests/test_sbom_native.py builds it)")
-    assert run_scanners(NativeScanner(str(root), {})).results == []
+def test_debian_minbase_is_clean(bookworm_root):
+    result = run_scanners(NativeScanner(str(bookworm_root), {}))
+    assert result.results == [] and result.errors == []
+
+
+# World-writable directories
+
+
+def test_world_writable_directories(tmp_path):
+    root = tmp_path / "root"
+    write_file(root, "/etc/cron.d/backup", "0 1 * * * root /usr/local/bin/backup\n")
+    write_file(root, "/usr/local/bin/backup", "#!/bin/sh\n", mode=0o755)
+    write_file(root, "/var/spool/cron/crontabs/alice", "", mode=0o600)
+    for directory, mode in [
+        ("/etc", 0o777),  # no sticky bit: anyone may rename /etc/shadow away
+        ("/etc/cron.d", 0o777),
+        ("/usr/local/bin", 0o757),
+        ("/usr/lib/empty/deep/er", 0o777),  # empty: still a directory anyone can fill
+        ("/opt/shared", 0o1777),  # sticky: others' files are safe, new ones can still be added
+        ("/var/spool", 0o777),  # on the way to /var/spool/cron
+        ("/var/spool/cron/crontabs", 0o1730),  # Debian's own: not writable by others
+        ("/tmp", 0o1777), ("/var/tmp", 0o1777), ("/run/lock", 0o1777),  # sticky temporary directories
+        ("/home/alice/public", 0o777), ("/srv/upload", 0o777),  # not system paths
+    ]:
+        (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        (root / directory.lstrip("/")).chmod(mode)
+    (root / "usr/lib/tmp-link").symlink_to("/tmp")  # a link is not a directory: never followed
+
+    result = run_scanners(NativeScanner(str(root), {}))
+
+    assert result.errors == []
+    assert summary(result.results) == [
+        ("FILE-003", "/etc", "directory /etc is world-writable (mode 0777)", HIGH),
+        ("FILE-003", "/etc/cron.d", "directory /etc/cron.d is world-writable (mode 0777)", HIGH),
+        ("FILE-003", "/opt/shared", "directory /opt/shared is world-writable (sticky) (mode 1777)", MEDIUM),
+        ("FILE-003", "/usr/lib/empty/deep/er", "directory /usr/lib/empty/deep/er is world-writable (mode 0777)",
+         HIGH),
+        ("FILE-003", "/usr/local/bin", "directory /usr/local/bin is world-writable (mode 0757)", HIGH),
+        ("FILE-003", "/var/spool", "directory /var/spool is world-writable (mode 0777)", HIGH),
+    ]
+    item = result.results[0]
+    assert item["category"] == "file-permissions" and item["description"] and item["remediation"]
+    schema_validator("Misconfiguration").validate(item)
+
+
+def test_world_writable_root_directory(tmp_path):
+    root = tmp_path / "root"
+    write_file(root, "/etc/hostname", "box\n")
+    root.chmod(0o777)
+    assert summary(run_scanners(NativeScanner(str(root), {})).results) == [
+        ("FILE-003", "/", "directory / is world-writable (mode 0777)", HIGH)]
+
+
+# sysctl.d: masks and links
+
+
+def test_sysctl_masks_and_links(tmp_path):
+    outside = write_file(tmp_path, "/outside.conf", "fs.suid_dumpable = 2\nkernel.dmesg_restrict = 0\n")
+    root = tmp_path / "root"
+    write_file(root, "/usr/lib/sysctl.d/50-aslr.conf", "kernel.randomize_va_space = 0\n")
+    write_file(root, "/usr/lib/sysctl.d/60-router.conf", "net.ipv4.ip_forward = 1\n")
+    write_file(root, "/usr/lib/sysctl.d/90-bpf.conf", "kernel.unprivileged_bpf_disabled = 0\n")
+    write_file(root, "/usr/lib/sysctl.d/91-up.conf", "net.ipv4.tcp_syncookies = 0\n")
+    write_file(root, "/srv/tuning/kptr.conf", "kernel.kptr_restrict = 0\n")
+    etc, run = root / "etc/sysctl.d", root / "run/sysctl.d"
+    etc.mkdir(parents=True)
+    run.mkdir(parents=True)
+    (etc / "50-aslr.conf").symlink_to("/dev/null")  # masked: the /usr/lib file's bad value is never applied
+    (run / "60-router.conf").symlink_to("../../dev/null")  # a relative link to /dev/null masks too
+    (etc / "80-link.conf").symlink_to("/srv/tuning/kptr.conf")  # read through, inside the root
+    (etc / "90-bpf.conf").symlink_to(outside)  # resolves to nothing inside the root: ignored, hides nothing
+    (etc / "91-up.conf").symlink_to("../../../outside.conf")  # from the host's view it would reach outside.conf
+    (etc / "92-dir.conf").mkdir()
+
+    result = run_scanners(NativeScanner(str(root), {}))
+
+    assert result.errors == []
+    assert summary(result.results) == [
+        ("KERN-005", "/etc/sysctl.d/80-link.conf:1", "kernel.kptr_restrict = 0", LOW),
+        ("KERN-009", "/usr/lib/sysctl.d/91-up.conf:1", "net.ipv4.tcp_syncookies = 0", MEDIUM),
+        ("KERN-012", "/usr/lib/sysctl.d/90-bpf.conf:1", "kernel.unprivileged_bpf_disabled = 0", MEDIUM),
+    ]
+
+
+# sudoers: aliases and includes
+
+
+def test_sudoers_aliases_and_includes(tmp_path):
+    outside = write_file(tmp_path, "/outside", "mallory ALL=(ALL) NOPASSWD: ALL\n")
+    root = tmp_path / "root"
+    write_file(root, "/etc/hostname", "web1.example.com\n")
+    write_file(root, "/etc/sudoers", "\n".join([
+        "Cmnd_Alias ALLCMDS = ALL",
+        "Cmnd_Alias SHELLS = /bin/sh, /bin/bash : EVERYTHING = SHELLS, ALLCMDS",
+        "User_Alias EVERYONE = ALL",
+        "User_Alias ADMINS = alice, bob",
+        "Runas_Alias ROOTS = root",
+        "bob ALL=(ALL) NOPASSWD: ALLCMDS",
+        "ADMINS ALL=(ROOTS) NOPASSWD: EVERYTHING",
+        "EVERYONE ALL=(ALL) NOPASSWD: ALL",
+        "carol ALL=(ALL) NOPASSWD: SHELLS",
+        "dave ALL=(ALL) NOPASSWD: !ALLCMDS, /usr/bin/id",
+        "erin ALL=(ALL) ALLCMDS",
+        "@include sudoers.local",  # relative to /etc
+        '#include "/srv/policy/with space"',
+        "@includedir /opt/sudo.d",
+        "@include /srv/%h.conf",
+        "@include /../../../outside",  # '..' stops at the root
+        "@include /etc/outside-link",
+        "@include /etc/sudoers",  # itself: not again
+        "",
+    ]), mode=0o440)
+    (root / "etc/outside-link").symlink_to(outside)  # resolved inside the root: nothing there
+    write_file(root, "/etc/sudoers.local", "frank ALL=(ALL) NOPASSWD: ALL\n")
+    write_file(root, "/srv/policy/with space", "Defaults:guest !authenticate\n")
+    write_file(root, "/opt/sudo.d/ops", "%ops ALL=(ALL) NOPASSWD: ALLCMDS\n@include ../nested\n")
+    write_file(root, "/opt/sudo.d/ops.disabled", "ALL ALL=(ALL) NOPASSWD: ALL\n")  # a '.': not read
+    write_file(root, "/opt/nested", "gina ALL = NOPASSWD: ALL\n")
+    write_file(root, "/srv/web1.conf", "henry ALL=(ALL) NOPASSWD: ALL\n")
+    write_file(root, "/etc/sudoers.d/never", "ALL ALL=(ALL) NOPASSWD: ALL\n")  # nothing includes it
+
+    result = run_scanners(NativeScanner(str(root), {}))
+
+    assert result.errors == []
+    assert summary(result.results) == [
+        ("SUDO-001", "/etc/sudoers:8", "ALL users (EVERYONE) may run any command as ALL without a password", HIGH),
+        ("SUDO-002", "/etc/sudoers.local:1", "frank may run any command as ALL without a password", MEDIUM),
+        ("SUDO-002", "/etc/sudoers:6", "bob may run any command (Cmnd_Alias ALLCMDS) as ALL without a password",
+         MEDIUM),
+        ("SUDO-002", "/etc/sudoers:7", "ADMINS may run any command (Cmnd_Alias EVERYTHING) as ROOTS without a "
+                                       "password", MEDIUM),
+        ("SUDO-002", "/opt/nested:1", "gina may run any command as root without a password", MEDIUM),
+        ("SUDO-002", "/opt/sudo.d/ops:1", "%ops may run any command (Cmnd_Alias ALLCMDS) as ALL without a password",
+         MEDIUM),
+        ("SUDO-002", "/srv/web1.conf:1", "henry may run any command as ALL without a password", MEDIUM),
+        ("SUDO-003", "/srv/policy/with space:1", "Defaults !authenticate for guest", HIGH),
+    ]
+
+
+def test_sudoers_include_depth_is_bounded(tmp_path):
+    root = tmp_path / "root"
+    write_file(root, "/etc/sudoers", "@include /srv/chain/1\n@include /srv/loop/a\n")
+    for number in range(1, MAX_INCLUDE_DEPTH + 10):
+        write_file(root, f"/srv/chain/{number}", f"user{number} ALL=(ALL) NOPASSWD: ALL\n@include {number + 1}\n")
+    write_file(root, "/srv/loop/a", "@include b\nloop ALL=(ALL) NOPASSWD: ALL\n")
+    write_file(root, "/srv/loop/b", "@include a\n")
+
+    found = run_scanners(NativeScanner(str(root), {})).results
+
+    assert sorted(item["message"].split()[0] for item in found) == sorted(
+        [f"user{number}" for number in range(1, MAX_INCLUDE_DEPTH + 1)] + ["loop"])
 
 
 # lynis
@@ -272,26 +420,62 @@ def test_lynis_report_keeps_only_target_tests():
     assert all(item["scannerName"] == "lynis" for item in found)
 
 
-@pytest.mark.skipif(shutil.which("lynis") is None, reason="needs lynis")
+# Where lynis writes when it is not told otherwise (as root, and as any other user): our run must not.
+LYNIS_HOST_FILES = [Path("/var/log/lynis-report.dat"), Path("/var/log/lynis.log"), Path.home() / "lynis-report.dat",
+                    Path.home() / "lynis.log"]
+
+
+def host_state(paths):
+    return {path: (info.st_size, info.st_mtime_ns) if (info := _lstat(path)) else None for path in paths}
+
+
+def _lstat(path):
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
+
+
 def test_lynis_on_a_planted_tree(tmp_path, validator):
+    need(LYNIS or "lynis")
     root = tmp_path / "root"
-    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n")
-    write_file(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\n", mode=0o640)
-    write_file(root, "/etc/login.defs", "PASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\n")
-    write_file(root, "/etc/issue", "Debian GNU/Linux 12 \\n \\l\n")
-    before = tree_digest(root)
+    write_file(root, "/etc/passwd", "root:x:0:0:root:/root:/bin/bash\ntoor:x:0:0::/root:/bin/sh\n"
+                                    "bob:x:1000:1000::/home/bob:/bin/sh\n")
+    write_file(root, "/etc/shadow", "root:$y$j9T$abc$def:19000:0:99999:7:::\n"
+                                    "bob:$1$salt$0123456789abcdefghijkl:19000:0:99999:7:::\n", mode=0o640)
+    write_file(root, "/etc/login.defs", "PASS_MAX_DAYS 99999\nPASS_MIN_DAYS 0\n"
+                                        "SHA_CRYPT_MIN_ROUNDS 5000\nSHA_CRYPT_MAX_ROUNDS 10000\n")
+    write_file(root, "/etc/issue", "Authorized access only. All activity is monitored and recorded; unauthorized "
+                                   "use is prohibited and subject to criminal law.\n")
+    write_file(root, "/etc/issue.net", "Debian GNU/Linux 12\n")
+    write_file(root, "/etc/modprobe.d/hardening.conf", "install dccp /bin/true\ninstall sctp /bin/true\n"
+                                                       "blacklist firewire-core\n")
+    before, host_before = tree_digest(root), host_state(LYNIS_HOST_FILES)
 
     result = run_scanners(LynisScanner(str(root), {}))
 
     assert result.errors == []
-    ids = {item["id"] for item in result.results}
-    assert {"AUTH-9204", "AUTH-9286", "BANN-7126"} <= ids <= set(TARGET_TESTS)
-    uid_zero = next(item for item in result.results if item["id"] == "AUTH-9204")
-    assert uid_zero["severity"] == HIGH and uid_zero["location"] == "/etc/passwd"
+    expected = [
+        ("AUTH-9204", "/etc/passwd", "Multiple users with UID 0 found in passwd file", HIGH),
+        ("AUTH-9208", "/etc/passwd", "Multiple accounts found with same UID", HIGH),
+        ("AUTH-9286", "/etc/login.defs", "Configure maximum password age in /etc/login.defs", LOW),
+        ("AUTH-9286", "/etc/login.defs", "Configure minimum password age in /etc/login.defs", LOW),
+        ("BANN-7130", "/etc/issue.net", "Add legal banner to /etc/issue.net, to warn unauthorized users", LOW),
+        ("NETW-3200", "/etc/modprobe.d", "Determine if protocol 'rds' is really needed on this system", LOW),
+        ("NETW-3200", "/etc/modprobe.d", "Determine if protocol 'tipc' is really needed on this system", LOW),
+    ]
+    if os.geteuid() == 0:  # lynis runs its hashing-method test (bob's MD5 hash) only as root
+        expected.append(("AUTH-9229", "/etc/shadow", "Check PAM configuration, add rounds if applicable and expire "
+                                                     "passwords to encrypt with new values", LOW))
+    # The target's own banner, hashing rounds, dccp/sctp and firewire settings were read: none of those findings,
+    # and nothing from the tests about the machine lynis runs on.
+    assert summary(result.results) == sorted(expected)
     for item in result.results:
         validator.validate(item)
         assert str(root) not in item["message"]
     assert tree_digest(root) == before
+    # --report-file in a private directory and --no-log: the host's lynis report and log are not touched.
+    assert host_state(LYNIS_HOST_FILES) == host_before
 
 
 def test_lynis_missing_binary_is_an_error(tmp_path):
@@ -301,14 +485,22 @@ def test_lynis_missing_binary_is_an_error(tmp_path):
 
 
 def test_links_out_of_the_root_are_not_followed(tmp_path):
-    outside = write_file(tmp_path, "/outside.conf", "PermitRootLogin yes\nPermitEmptyPasswords yes\n")
+    outside = write_file(tmp_path, "/outside.conf", "PermitRootLogin yes\nPermitEmptyPasswords yes\n"
+                                                    "ALL ALL=(ALL) NOPASSWD: ALL\nkernel.randomize_va_space = 0\n")
     root = tmp_path / "root"
     write_file(root, "/etc/ssh/sshd_config", "Include /etc/ssh/abs.conf rel.conf\nPasswordAuthentication no\n")
     (root / "etc/ssh/abs.conf").symlink_to(outside)  # resolved inside the root, as a chroot would
     (root / "etc/ssh/rel.conf").symlink_to("../../../../outside.conf")
     (root / "etc/sysctl.d").mkdir(parents=True)
-    (root / "etc/sysctl.d/99-out.conf").symlink_to(outside)  # the walk never follows links
-    os.mkfifo(root / "etc/shadow")  # a FIFO is never opened
+    (root / "etc/sysctl.d/99-out.conf").symlink_to(outside)  # resolves to nothing inside the root
+    (root / "etc/sysctl.d/98-up.conf").symlink_to("../../../outside.conf")
+    write_file(root, "/etc/sudoers", "@include ../../outside.conf\n@include /etc/pipe\n@includedir /etc/sudoers.d\n"
+                                     "@includedir /etc/sudoers.d/../../..\n", mode=0o440)
+    (root / "etc/sudoers.d").mkdir()
+    (root / "etc/sudoers.d/out").symlink_to(outside)
+    (root / "etc/sudoers.d/up").symlink_to("../../../outside.conf")
+    for fifo in ("etc/shadow", "etc/pipe", "etc/sudoers.d/pipe", "etc/sysctl.d/97-pipe.conf"):
+        os.mkfifo(root / fifo)  # a FIFO is never opened
 
     result = run_scanners(NativeScanner(str(root), {}))
 

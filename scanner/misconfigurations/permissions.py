@@ -1,26 +1,44 @@
-"""File mode checks, from the walk's lstat alone (no file is read).
+"""File and directory mode checks, from lstat alone (no file is read).
 
 - world-writable regular files in system paths (/etc, /usr, /bin, /sbin, /lib*, /boot,
   /opt) and cron paths (/var/spool/cron): anyone can change what the system runs or trusts;
+- world-writable directories there, at '/' and on the way to them (/var, /var/spool):
+  anyone can add, rename or delete what is in them (a cron job in /etc/cron.d, a program
+  on root's PATH in /usr/local/bin). Without the sticky bit High; with it Medium, since
+  others' files are then safe but anyone can still add new ones. (/tmp and /var/tmp are
+  not system paths: their sticky 1777 is how they are meant to be.)
 - set-user-ID / set-group-ID files anywhere that are not a known system program (by name)
   in a system program directory.
 
-Directories are not judged: the walk hands visitors regular files only.
+Files come from the walk's lstat. The walk hands visitors regular files only, so the
+directories are listed by `system_directories()` (in `NativeScanner.run()`, beside the
+walk): directory fds opened without following links, no file opened, bounded.
 """
 
+import os
+import stat
+
 from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, mode_text
-from scanner.walker import Visitor
+from scanner.safe_fs import open_dir_at
+from scanner.walker import Visitor, display
 
 CATEGORY = "file-permissions"
 WORLD_WRITABLE = Check("FILE-001", CATEGORY, HIGH, "A system or cron file can be changed by every user, who can "
                        "then run code as whoever uses it (often root).", "`chmod o-w FILE` and check the file "
                        "was not tampered with.")
+WRITABLE_DIRECTORY = Check("FILE-003", CATEGORY, HIGH, "A system or cron directory can be written to by every "
+                           "user, who can then add, replace or delete the programs, jobs and settings in it "
+                           "(the sticky bit only keeps them from others' files).", "`chmod o-w DIR` and check "
+                           "that nothing in it was added or replaced.")
 SETID = Check("FILE-002", CATEGORY, MEDIUM, "A set-user-ID or set-group-ID program that is not one of the usual "
               "system ones runs with its owner's privileges for every user: a classic backdoor or privilege "
               "escalation.", "Remove the bit (`chmod u-s,g-s FILE`) unless the program is known to need it.")
 
 SYSTEM_PATHS = ("/etc/", "/usr/", "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/boot/", "/opt/",
                 "/var/spool/cron/")
+TOP_DIRECTORIES = tuple(path.rstrip("/") for path in SYSTEM_PATHS)
+MAX_DEPTH = 64  # below '/'
+MAX_DIRECTORIES = 200_000
 PROGRAM_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/lib/", "/usr/libexec/", "/lib/", "/usr/lib64/",
                 "/lib64/")
 # Set-ID programs that Debian, Ubuntu, RHEL-likes and Alpine ship.
@@ -61,3 +79,71 @@ class PermissionChecks(Visitor):
 def is_known_setid(path):
     name = path.rsplit("/", 1)[-1]
     return name in KNOWN_SETID and path.startswith(PROGRAM_DIRS)
+
+
+def writable_directories(root):
+    """FILE-003 findings: world-writable directories among `system_directories(root)`."""
+    findings = []
+    try:
+        for path, mode in system_directories(root):
+            if mode & 0o002:
+                sticky = bool(mode & stat.S_ISVTX)
+                kind = "world-writable (sticky)" if sticky else "world-writable"
+                findings.append(WRITABLE_DIRECTORY.finding(path, f"directory {path} is {kind} (mode "
+                                                                 f"{mode_text(mode)})", MEDIUM if sticky else None))
+    except OSError:  # the root itself: the walk reports that
+        pass
+    return findings
+
+
+def system_directories(root):
+    """(display path, mode) of '/', the directories on the way to each system path and all below them.
+
+    As in the walk: directories are opened without following links (a link is not a
+    directory here) and checked against the lstat that chose them, other filesystems are
+    not entered, a directory is listed once; at most MAX_DEPTH deep and MAX_DIRECTORIES
+    in all. Names are told apart by the listing's file type, so files are never looked up.
+    """
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(root_fd)
+        seen = {(st.st_dev, st.st_ino)}
+        yield "/", st.st_mode
+        for top in TOP_DIRECTORIES:
+            yield from _directories(root_fd, "", top.strip("/").split("/"), st.st_dev, seen)
+    finally:
+        os.close(root_fd)
+
+
+def _directories(fd, path, way, device, seen):
+    """The directories in `fd` (at in-root `path`): the next name of `way`, or, past its end, all."""
+    if way:
+        names, way = way[:1], way[1:]
+    else:
+        try:
+            with os.scandir(fd) as listing:
+                names = sorted(item.name for item in listing if item.is_dir(follow_symlinks=False))
+        except OSError:
+            return
+    for name in names:
+        if len(seen) >= MAX_DIRECTORIES or "/" in name or "\0" in name:
+            continue
+        try:
+            chosen = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISDIR(chosen.st_mode) or chosen.st_dev != device:
+                continue
+            child = open_dir_at(name, fd)
+        except OSError:
+            continue
+        try:
+            opened = os.fstat(child)
+            ident = (opened.st_dev, opened.st_ino)
+            if ident != (chosen.st_dev, chosen.st_ino) or ident in seen:  # swapped since lstat, or a loop
+                continue
+            seen.add(ident)
+            child_path = f"{path}/{name}"
+            yield display(child_path), opened.st_mode
+            if child_path.count("/") < MAX_DEPTH:
+                yield from _directories(child, child_path, way, device, seen)
+        finally:
+            os.close(child)

@@ -16,8 +16,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, at, text_lines
-from scanner.walker import WholeFileVisitor, read_in_root
+from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, RootFiles, at, text_lines
+from scanner.walker import WholeFileVisitor
 
 CONFIG = "/etc/ssh/sshd_config"
 MAX_INCLUDE_DEPTH = 16  # sshd's own limit
@@ -86,33 +86,23 @@ class SshdChecks(WholeFileVisitor):
     max_file_size = 1024**2
 
     def __init__(self, root):
-        self.root = root
-        self.files = {}  # raw in-root path -> (display path, bytes) of everything under /etc/ssh
+        self.files = RootFiles(root, self.max_file_size)  # everything under /etc/ssh, and what Include names
 
     def wants(self, entry):
         return entry.path.startswith("/etc/ssh/")
 
     def handle(self, entry, data):
-        self.files[entry.path] = (entry.display_path, data)
+        self.files.add(entry, data)
 
     def results(self):
-        if self._read(CONFIG) is None:
+        if self.files.read(CONFIG) is None:
             return []
         settings = []
         self._parse(CONFIG, None, 0, settings)
         return judge(settings)
 
-    def _read(self, path):
-        """A file's (display path, bytes): from the walk, else (a link, say) a targeted read in the root."""
-        if path not in self.files:
-            try:
-                self.files[path] = (path, read_in_root(self.root, path, limit=self.max_file_size))
-            except OSError:
-                self.files[path] = None
-        return self.files[path]
-
     def _parse(self, path, match, depth, settings):
-        display, data = self._read(path)
+        display, data = self.files.read(path)
         for number, line in text_lines(data):
             words = split_line(line)
             if not words:
@@ -133,9 +123,9 @@ class SshdChecks(WholeFileVisitor):
             pattern = posixpath.normpath(posixpath.join("/etc/ssh", pattern))
             if any(char in pattern for char in "*?["):
                 depth = pattern.count("/")
-                yield from sorted(path for path in self.files if self.files[path] is not None
-                                  and path.count("/") == depth and fnmatch.fnmatchcase(path, pattern))
-            elif self._read(pattern) is not None:
+                yield from sorted(path for path in self.files.known()
+                                  if path.count("/") == depth and fnmatch.fnmatchcase(path, pattern))
+            elif self.files.read(pattern) is not None:
                 yield pattern
 
 

@@ -3,18 +3,26 @@
 Read like `sysctl --system` and systemd-sysctl: *.conf files of /etc/sysctl.d, /run/sysctl.d,
 /usr/local/lib/sysctl.d, /usr/lib/sysctl.d and /lib/sysctl.d, a name in an earlier directory
 hiding the same name in a later one, applied in name order, then /etc/sysctl.conf; the last
-assignment of a key wins. Only keys the files set are judged: a kernel default is not a
+assignment of a key wins. As in systemd, a name that is a link to /dev/null (or to any
+character device, or is one) masks that name in the later directories and sets nothing;
+any other link is read through, resolved inside the scanned root, and a name that is not
+a regular file then (a link that leads out of the root or nowhere, a FIFO) is ignored, so
+it hides nothing. Only keys the files set are judged: a kernel default is not a
 configuration (and differs between kernels).
 """
 
+import os
 import posixpath
+import stat
 from dataclasses import dataclass
 
-from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, at, text_lines
+from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, RootFiles, at, list_dir, text_lines
+from scanner.safe_fs import UnsafeFile, open_in_root
 from scanner.walker import WholeFileVisitor
 
 CONF_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 MAIN_CONF = "/etc/sysctl.conf"
+DEV_NULL = "/dev/null"
 CATEGORY = "kernel"
 
 
@@ -84,19 +92,20 @@ class SysctlChecks(WholeFileVisitor):
     name = "misconfigurations:sysctl"
     max_file_size = 1024**2
 
-    def __init__(self):
-        self.files = {}  # raw in-root path -> (display path, bytes)
+    def __init__(self, root):
+        self.root = root
+        self.files = RootFiles(root, self.max_file_size)
 
     def wants(self, entry):
         return is_sysctl_conf(entry.path)
 
     def handle(self, entry, data):
-        self.files[entry.path] = (entry.display_path, data)
+        self.files.add(entry, data)
 
     def results(self):
         effective = {}  # key -> (value, location)
         for path in self._order():
-            display, data = self.files[path]
+            display, data = self.files.read(path) or (path, b"")
             for number, line in text_lines(data):
                 key, sep, value = line.partition("=")
                 if sep and not line.startswith(";"):
@@ -110,13 +119,34 @@ class SysctlChecks(WholeFileVisitor):
 
     def _order(self):
         """The files in the order sysctl applies them: by name across directories, /etc/sysctl.conf last."""
-        chosen = {}
-        for directory in reversed(CONF_DIRS):  # an earlier directory overrides a later one's same name
-            for path in self.files:
-                if posixpath.dirname(path) == directory:
-                    chosen[posixpath.basename(path)] = path
-        ordered = [chosen[name] for name in sorted(chosen)]
-        return ordered + ([MAIN_CONF] if MAIN_CONF in self.files else [])
+        chosen = {}  # name -> in-root path, or None when masked
+        for directory in CONF_DIRS:
+            for name, info, target in list_dir(self.root, directory):
+                path = f"{directory}/{name}"
+                if name.endswith(".conf") and name not in chosen:  # an earlier directory wins the name
+                    kind = self._kind(path, info, target)
+                    if kind is not None:
+                        chosen[name] = path if kind == "file" else None
+        ordered = [chosen[name] for name in sorted(chosen) if chosen[name] is not None]
+        return ordered + [MAIN_CONF]
+
+    def _kind(self, path, info, target):
+        """'mask' (a character device or a link to one), 'file' (a regular file or a link to one), else None.
+
+        None, as systemd ignores them, for names that are neither: directories, FIFOs, links
+        that lead nowhere inside the root.
+        """
+        if target is None:
+            return "file" if stat.S_ISREG(info.st_mode) else "mask" if stat.S_ISCHR(info.st_mode) else None
+        if posixpath.normpath(posixpath.join(posixpath.dirname(path), target)) == DEV_NULL:
+            return "mask"  # a snapshot's /dev is usually empty, but the machine it boots has /dev/null
+        try:
+            os.close(open_in_root(self.root, path))
+        except UnsafeFile as error:
+            return "mask" if error.reason == "device" else None
+        except OSError:
+            return None
+        return "file"
 
 
 def normal_key(key):
