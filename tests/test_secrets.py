@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import random
+import shutil
 import string
 
 import pytest
@@ -27,6 +28,9 @@ BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 SITE_PACKAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              ".venv", "lib", "python3.11", "site-packages")
 BOOKWORM = os.path.expanduser("~/.cache/vmclarity-tests/bookworm-minbase")
+#: GitLab's token prefixes besides glpat- (docs.gitlab.com, security/tokens: "Token prefixes").
+GITLAB_PREFIXES = ("gloas-", "gldt-", "glrt-", "glrtr-", "glcbt-", "glptt-", "glft-", "glimt-", "glagent-", "glwt-",
+                   "glsoat-", "glffct-")
 
 
 # --- making credentials -----------------------------------------------------------------
@@ -155,7 +159,14 @@ def planted(tmp_path_factory, keys):
     tokens = {
         "github-token": [checksummed(prefix) for prefix in ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")],
         "github-fine-grained-pat": ["github_pat_" + rand(ALNUM, 22) + "_" + rand(ALNUM, 59)],
-        "gitlab-pat": ["glpat-" + rand(ALNUM + "_-", 20)],
+        "gitlab-pat": ["glpat-" + rand(ALNUM + "_-", 20),
+                       "glpat-" + rand(ALNUM + "_-", 27) + "." + rand("0123456789abcdefghijklmnopqrstuvwxyz", 2) + "."
+                       + rand("0123456789abcdefghijklmnopqrstuvwxyz", 7)],  # routable: version and checksum
+        "gitlab-token": [prefix + rand(ALNUM + "_-", 20) for prefix in GITLAB_PREFIXES]
+                        + ["glptt-" + rand("0123456789abcdef", 40), "glagent-" + rand(ALNUM + "_-", 50),
+                           "gloas-" + rand(ALNUM + "_-", 64), "glcbt-64_" + rand(ALNUM + "_-", 20),
+                           "GR1348941" + rand(ALNUM + "_-", 20)],
+        "gcp-api-key": ["AIza" + rand(ALNUM + "_-", 35)],
         "slack-token": ["xoxb-" + rand(string.digits, 12) + "-" + rand(string.digits, 13) + "-" + rand(ALNUM, 24)],
         "slack-webhook": ["https://hooks.slack.com/services/T" + rand(string.ascii_uppercase + string.digits, 9)
                           + "/B" + rand(string.ascii_uppercase + string.digits, 9) + "/" + rand(ALNUM, 24)],
@@ -194,6 +205,14 @@ def planted(tmp_path_factory, keys):
     tree.write("/home/deploy/.pypirc", "[pypi]\nusername = __token__\npassword = " + pypi_token + "\n",
                [("pypi-token", pypi_token)])
     tree.secrets += [php, xml, props, git_token, npm_token, pypi_token]
+    # One finding each: the format rules win over the generic `apiKey:` and `token =` guesses.
+    gcp_key, runner_token = "AIza" + rand(ALNUM + "_-", 35), "glrt-t1_" + rand(ALNUM + "_-", 20)
+    tree.write("/srv/app/static/firebase.js", "const firebaseConfig = {\n  apiKey: \"" + gcp_key
+               + "\",\n  projectId: \"demo-project\",\n};\n", [("gcp-api-key", gcp_key)])
+    tree.write("/etc/gitlab-runner/config.toml", "concurrent = 4\n\n[[runners]]\n  name = \"build\"\n"
+               "  url = \"https://gitlab.internal.corp\"\n  token = \"" + runner_token + "\"\n",
+               [("gitlab-token", runner_token)])
+    tree.secrets += [gcp_key, runner_token]
     # Characters before a secret are counted as characters, not bytes: 'ï', 'é' and '—' are 2, 2 and 3 bytes.
     utf8_token = checksummed("ghp_")
     data = tree.write("/srv/app/notes.txt", "first line\nnaïve café — token " + utf8_token + " end\n",
@@ -214,7 +233,34 @@ def bad_checksum():
     return token[:-1] + ("A" if token[-1] != "A" else "B")
 
 
+def gcp_near_misses():
+    body = rand(ALNUM + "_-", 34)
+    return ("short = 'AIza" + body + "'\n"                         # one character too few
+            "long = 'AIza" + body + "xy'\n"                        # one too many
+            "inside = 'xAIza" + body + "z'\n"                      # part of a longer word
+            "a = 'AIzaSyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX'\n"
+            "b = 'AIza" + "Sy-your-google-api-key-here".ljust(35, "0") + "'\n"
+            "c = 'AIza" + "SyDUMMY_API_KEY_FOR_TESTS".ljust(35, "0") + "'\n"
+            "d = 'AIzaSyDnacJHrKma0048b13sh8cgxNUwulubmJM'\n")    # gsutil's own, shipped in the Cloud SDK
+
+
+def gitlab_near_misses():
+    return ("a = glpat-xxxxxxxxxxxxxxxxxxxx\nb = glrt-" + rand(ALNUM, 19) + "\n"   # placeholder; too short
+            "c = gldt-aaaaaaaaaaaaaaaaaaaaaaaa\nd = glptt-0000000000000000000000000000000000000000\n"
+            "e = glrt-REPLACE_WITH_YOUR_RUNNER_TOKEN\nf = my-glft-" + rand(ALNUM, 20) + "\n"
+            "g = glxyz-" + rand(ALNUM, 20) + "\nh = GR1348941_your_registration_token\n")
+
+
 NEGATIVES = {
+    "gcp-near-misses": gcp_near_misses(),
+    "gitlab-near-misses": gitlab_near_misses(),
+    # Docstrings: made-up credentials under a `>>>` prompt, the OAuth RFCs' example tokens.
+    "doctest-output": ">>> session.fetch_request_token(request_token_url)\n{\n    'oauth_token': 'kq93mdl20fj3k',\n"
+                      "    'oauth_token_secret': 'pwq0dkx82mf74',\n}\n>>> engine = connect('postgres://svc:"
+                      "Rk83fj2LqT@db.internal.corp/app')\n",
+    "rfc-examples": "HTTP/1.1 200 OK\n\n{\"access_token\":\"2YotnFZFEjr1zCsicMWpAA\",\n"
+                    " \"refresh_token\":\"tGzv3JOkF0XG5Qx2TlKWIA\"}\n"
+                    "Authorization: OAuth oauth_consumer_key=\"0685bd9184jfhq22\", oauth_token=\"ad180jjd733klru7\"\n",
     "aws-docs": "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
     "aws-key-id-alone": "key = AKIA" + "QWERTYUIOPASDFGH" + "\n",
     "github-bad-checksum": "token: " + bad_checksum() + "\n",
@@ -223,7 +269,8 @@ NEGATIVES = {
                         "c = 'redis://:changeme@cache:6379'\nd = 'postgresql://scott:tiger@localhost/test'\n"
                         "e = 'amqp://guest:guest@127.0.0.1:5672'\nf = 'https://bob:{password}@example.com'\n"
                         "g = 'mysql://root:%s@db/app' % pw\nh = 'ftp://anonymous:<password>@ftp.example.org'\n"
-                        "i = 'a uri like dotenv://:key_1234@dotenvx.com/vault/.env.vault'\n",
+                        "i = 'a uri like dotenv://:key_1234@dotenvx.com/vault/.env.vault'\n"
+                        "j = 'http://%3Fam:pa%3Fsword@google.com'\n",
     "generic-placeholders": "password = \"changeme\"\napi_key = \"<your-api-key>\"\ntoken = \"${TOKEN}\"\n"
                             "secret = \"%s\"\npassword = \"xxxxxxxxxxxxxxxx\"\napi_key = \"EXAMPLE_KEY_123456\"\n"
                             "SECRET_KEY = \"{{ secret_key }}\"\npassword: ************\n"
@@ -273,6 +320,9 @@ def test_exact_positions_by_hand(planted):
     assert ("aws-secret-access-key", 3, 23, 3, 62) in by_path["/srv/app/.env"]
     # Two-byte and three-byte characters count as one column each.
     assert by_path["/srv/app/notes.txt"] == [("github-token", 2, 20, 2, 59)]
+    # '  apiKey: "' is 11 characters; the key is 39.
+    assert by_path["/srv/app/static/firebase.js"] == [("gcp-api-key", 2, 12, 2, 50)]
+    assert by_path["/etc/gitlab-runner/config.toml"] == [("gitlab-token", 6, 12, 6, 39)]
     # The long line: 6 + 200000 + 3 characters before the token.
     assert ("github-token", 1, 200010, 1, 200049) in by_path["/srv/app/static/bundle.js"]
     # A PEM key spans its lines, from the B of BEGIN to the last dash of END.
@@ -370,6 +420,7 @@ def test_noise_paths_and_package_trees(tmp_path):
     tree = Tree(str(tmp_path))
     tree.write("/usr/share/doc/tool/README", token + "\n")
     tree.write("/usr/lib/python3/dist-packages/lib/tests/fixture.py", token + "\n")
+    tree.write("/usr/lib/google-cloud-sdk/third_party/urllib3/dummyserver/certs/server.key", token + "\n")
     tree.write("/etc/ssh/ssh_host_ed25519_key", token + "\n")
     # Inside third-party code only format rules run: the token is found, the generic guess is not.
     tree.write("/usr/lib/python3/dist-packages/lib/client.py", generic + "T = '" + token + "'\n",
@@ -378,7 +429,7 @@ def test_noise_paths_and_package_trees(tmp_path):
     assert {rule for rule, *_ in found(scan(str(tmp_path)))} == {"github-token", "generic-secret"}
     assert found(scan(str(tmp_path))) >= tree.expected
     # With the noise list off, everything is scanned.
-    assert len(scan(str(tmp_path), {"skip_noise_paths": False}).results) == 6
+    assert len(scan(str(tmp_path), {"skip_noise_paths": False}).results) == 7
 
 
 def test_hostile_names_and_huge_files(tmp_path):
@@ -416,6 +467,33 @@ def assert_no_findings(root, prefix=""):
 
 def test_no_findings_in_the_venv_site_packages():
     assert_no_findings(SITE_PACKAGES)
+
+
+def link_or_copy(source, target):
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem
+        shutil.copy2(source, target)
+
+
+def test_no_findings_in_ordinary_source_as_first_party_code(tmp_path):
+    """Site-packages moved to where an application lives: every rule runs, the guessing ones too.
+
+    The other noise tests scan third-party trees, where the generic-assignment and URL
+    password rules are off; here the same tens of megabytes of ordinary Python (tests and
+    docstrings included) sit at /srv/app, and two planted canaries prove those rules ran.
+    """
+    tree = Tree(str(tmp_path))
+    shutil.copytree(SITE_PACKAGES, tmp_path / "srv" / "app", symlinks=True, copy_function=link_or_copy)
+    password, api_key = rand(ALNUM, 14) + "5", rand(ALNUM, 22) + "8"
+    tree.write("/srv/app/zz_canary/settings.py", "DATABASE_URL = 'postgres://app:" + password
+               + "@db.internal.corp/app'\nAPI_KEY = '" + api_key + "'\n",
+               [("url-password", password), ("generic-secret", api_key)])
+    result = scan(str(tmp_path))
+    assert found(result) == tree.expected, "\n".join(f"{s['description']} {s['filePath']}:{s['startLine']}"
+                                                     for s in result.results)
+    scanned = int(result.notes[0].split()[1])
+    assert scanned > 30 * 1024**2, result.notes  # a large body of source really was read
 
 
 @pytest.mark.skipif(not os.path.isdir(BOOKWORM), reason="no debootstrapped root")

@@ -121,12 +121,51 @@ def aws_secret_key(secret, match):
 
 
 #: Credentials published on purpose, found on countless hosts: the Azure Storage emulator's
-#: account key, and the OAuth client secrets of the Google Cloud SDK's installed-app clients.
+#: account key; the OAuth client secrets of the Google Cloud SDK's installed-app clients and
+#: the API keys it ships (gsutil's, crash reporting's); and the example tokens of the OAuth
+#: RFCs (6749, 6750, 5849), which documentation and docstrings quote.
 PUBLISHED = frozenset((
     b"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     b"ZmssLNjJy2998hD4CTg2ejr2",
     b"d-FL95Q19q7MQmFpd7hHD0Ty",
+    b"AIzaSyDnacJHrKma0048b13sh8cgxNUwulubmJM",
+    b"AIzaSyCUuWyME_r4XylltWNeydEjKSkgXkvpVyU",
+    b"AIzaSyAp4DSI_Z3-mK-B8U0t7GE34n74OWDJmak",
+    b"2YotnFZFEjr1zCsicMWpAA", b"tGzv3JOkF0XG5Qx2TlKWIA", b"SplxlOBeZQQYbYS6WxSbIA", b"mF_9.B5f-4.1JqM",
+    b"0685bd9184jfhq22", b"ad180jjd733klru7", b"kd94hf93k423kf44", b"nnch734d00sl2jdk", b"pfkkdhi9sl3r4s00",
+    b"hh5s93j4hdidpola", b"hdhd0244k9j7ao03", b"hfdp7dh39dks9884", b"dpf43f3p2l4k3l03",
 ))
+
+
+_DOCTEST_PROMPT = re.compile(rb"^[ \t]*>>>(?: |$)", re.MULTILINE)
+DOCTEST_LINES = 6
+
+
+def in_doctest(match):
+    """Whether a `>>>` prompt is on the match's line or one of the DOCTEST_LINES lines above it.
+
+    Docstrings show made-up credentials as an interactive session's input or output
+    ('oauth_token_secret': 'lsdajfh923874' under `>>> session.fetch_token(url)`);
+    configuration files have no prompts.
+    """
+    text, start = match.string, match.start()
+    line_end = text.find(b"\n", start)
+    at = start
+    for _ in range(DOCTEST_LINES + 1):  # back to the newline before the first line looked at
+        at = text.rfind(b"\n", 0, at)
+        if at < 0:
+            break
+    return _DOCTEST_PROMPT.search(text, at + 1, len(text) if line_end < 0 else line_end) is not None
+
+
+def google_api_key(secret, match):
+    return secret not in PUBLISHED and random_looking(4.0)(secret[4:], match)
+
+
+def gitlab_token(secret, match):
+    """The random part after the type prefix (`glpat-`, `glrt-`, ..., `GR1348941`) looks random."""
+    body = secret[9:] if secret.startswith(b"GR1348941") else secret.partition(b"-")[2]
+    return random_looking(3.5)(body, match)
 
 
 def azure_key(secret, match):
@@ -187,7 +226,7 @@ def private_key(secret, match):
 
 
 #: Passwords (lowercase, percent-decoded) that documentation and tests put in URLs.
-URL_PLACEHOLDERS = (b"pass", b"ssword", b"pwd", b"tiger", b"xyzzy", b"secret", b"1234")
+URL_PLACEHOLDERS = (b"pass", b"sword", b"pwd", b"tiger", b"xyzzy", b"secret", b"1234")
 DOC_USERS = (b"user", b"username", b"usr", b"login", b"name", b"foo", b"scott", b"jane", b"john", b"bob", b"alice")
 DOC_HOSTS = (b"example.com", b"example.org", b"example.net", b".example", b".invalid", b".test", b"localhost.localdomain")
 
@@ -201,7 +240,7 @@ def url_password(secret, match):
         return False  # 'guest:guest@', 'user:hunter2@': defaults and documentation
     if secret.startswith((b"$", b"%", b"{", b"[", b"*")) or secret.isdigit():
         return False  # ${VAR}, %(pw)s, {password}, ***, port-like
-    return not host.endswith(DOC_HOSTS)
+    return not host.endswith(DOC_HOSTS) and not in_doctest(match)
 
 
 _IDENTIFIER = re.compile(rb"^(?:[A-Za-z_][A-Za-z0-9_]*)(?:[.:-][A-Za-z_][A-Za-z0-9_]*)*$")
@@ -224,7 +263,9 @@ def generic_secret(secret, match):
         return False  # names and words: 'ConfigurationError', 'AUTH_HEADER'
     if secret[:1] in b"$%{[(<@/\\" or b"://" in secret:
         return False  # variables, templates, paths and URLs
-    return not (_IDENTIFIER.match(secret) and secret.count(b"_") + secret.count(b".") >= 1)
+    if _IDENTIFIER.match(secret) and secret.count(b"_") + secret.count(b".") >= 1:
+        return False
+    return not in_doctest(match)
 
 
 # Rules ------------------------------------------------------------------------------
@@ -237,6 +278,7 @@ _B64_LINES = rb"(?:[ \t]*[A-Za-z0-9+/=]{1,100}[ \t]*\r?\n){1,400}"
 _B64_ESCAPED = rb"(?:[A-Za-z0-9+/=]{1,100}(?:\\r)?\\n){1,400}"
 _KEY_KINDS = rb"(?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?"
 _VALUE = rb"[A-Za-z0-9+/=_.~!@#$%^&*-]{10,200}"  # what a generic secret may be made of
+_GITLAB_ROUTABLE = rb"(?:\.[0-9a-z]{2}\.[0-9a-z]{7,10})?"  # a routable token's version and checksum
 
 RULES = (
     Rule("aws-access-key-id", "AWS access key ID", (b"akia", b"asia", b"abia", b"acca"),
@@ -257,6 +299,8 @@ RULES = (
          rb"|-----BEGIN (" + _KEY_KINDS + rb")PRIVATE KEY-----(?:\\r)?\\n" + _B64_ESCAPED
          + rb"-----END \3PRIVATE KEY-----)", 48000, private_key,
          trigger=rb"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----"),
+    Rule("gcp-api-key", "Google Cloud API key", (b"aiza",),
+         rb"(?<![A-Za-z0-9_-])(AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])", 39, google_api_key),
     Rule("azure-storage-key", "Azure storage account key", (b"accountkey",),
          rb"(?i:AccountKey)[ \t]{0,2}=[ \t]{0,2}([A-Za-z0-9+/]{86}==)", 110, azure_key),
     Rule("azure-shared-access-key", "Azure shared access key (Service Bus, Event Hubs)", (b"sharedaccesskey",),
@@ -269,8 +313,17 @@ RULES = (
     Rule("github-fine-grained-pat", "GitHub fine-grained personal access token", (b"github_pat_",),
          _START + rb"(github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})" + _END, 93, random_looking(4.0, 3)),
     Rule("gitlab-pat", "GitLab personal access token", (b"glpat-",),
-         rb"(?<![A-Za-z0-9_-])(glpat-[A-Za-z0-9_-]{20,300}(?:\.[0-9a-z]{2}\.[0-9a-z]{7,10})?)(?![A-Za-z0-9_-])",
-         330, lambda s, m: random_looking(3.5)(s[6:], m)),
+         rb"(?<![A-Za-z0-9_-])(glpat-[A-Za-z0-9_-]{20,300}" + _GITLAB_ROUTABLE + rb")(?![A-Za-z0-9_-])",
+         330, gitlab_token),
+    # The other prefixes of GitLab's token overview: OAuth application secret, deploy, runner
+    # authentication and registration, CI/CD job, pipeline trigger, feed, incoming mail,
+    # Kubernetes agent, workspace, SCIM and feature flags client tokens; and the legacy
+    # runner registration token's GR1348941.
+    Rule("gitlab-token", "GitLab token (deploy, runner, CI/CD job, trigger, feed, OAuth, agent, SCIM)",
+         (b"gloas-", b"gldt-", b"glrt-", b"glrtr-", b"glcbt-", b"glptt-", b"glft-", b"glimt-", b"glagent-",
+          b"glwt-", b"glsoat-", b"glffct-", b"gr1348941"),
+         rb"(?<![A-Za-z0-9_-])((?:gl(?:oas|dt|rtr?|cbt|ptt|ft|imt|agent|wt|soat|ffct)-|GR1348941)"
+         rb"[A-Za-z0-9_-]{20,300}" + _GITLAB_ROUTABLE + rb")(?![A-Za-z0-9_-])", 330, gitlab_token),
     Rule("slack-token", "Slack token", (b"xoxb-", b"xoxa-", b"xoxp-", b"xoxr-", b"xoxs-"),
          rb"(?<![A-Za-z0-9_-])(xox[baprs]-[0-9]{8,14}-[A-Za-z0-9-]{10,200})(?![A-Za-z0-9_-])", 220, slack_token),
     Rule("slack-webhook", "Slack incoming webhook URL", (b"hooks.slack.com",),

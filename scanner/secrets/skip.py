@@ -4,7 +4,8 @@ Skipped from the path alone (the file is never read for us):
 - known binary formats by extension (BINARY_EXTENSIONS: images, audio, video, fonts,
   archives and compressed files, compiled code, packages, disk images): nothing in them
   is readable text, and we do not decompress;
-- tests inside third-party code: a test/, tests/, testdata/, test_data/ or __tests__/
+- tests inside third-party code: a test/, tests/, testdata/, test_data/, __tests__/ or
+  dummyserver/ (urllib3's test server, keys included, vendored by the Google Cloud SDK)
   directory, or a *_test.go, *_test.py or test_*.py file, in a third-party tree (below);
 - minified bundles and source maps (*.min.js, *.min.css, *.map) in a third-party tree
   (an application's own are scanned);
@@ -39,7 +40,7 @@ BINARY_EXTENSIONS = frozenset(
 
 THIRD_PARTY_PREFIXES = ("/usr/lib/", "/usr/lib64/", "/usr/share/")
 THIRD_PARTY_DIRS = frozenset(("node_modules", "site-packages", "dist-packages", "third_party", "vendor", "vendored"))
-TEST_DIRS = frozenset(("test", "tests", "testdata", "test_data", "__tests__"))
+TEST_DIRS = frozenset(("test", "tests", "testdata", "test_data", "__tests__", "dummyserver"))
 TEST_FILE_SUFFIXES = ("_test.go", "_test.py")
 BUNDLE_SUFFIXES = (".min.js", ".min.css", ".map")
 
