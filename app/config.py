@@ -1,6 +1,8 @@
 """Settings of the control plane, read from VMCLARITY_* environment variables."""
 
 import os
+import secrets
+import tempfile
 from pathlib import Path
 
 #: Every setting with its default; README's configuration table mirrors this.
@@ -35,3 +37,31 @@ def from_environment(environ=None):
         "SECRET_KEY": settings["VMCLARITY_SECRET_KEY"],
         "ADMIN_PASSWORD": settings["VMCLARITY_ADMIN_PASSWORD"],
     }
+
+
+def secret_key(configured, data_dir):
+    """The installation's secret: VMCLARITY_SECRET_KEY (`configured`), else the one kept in `data_dir`.
+
+    Web servers sign sessions with it; the orchestrator derives other keys from it and
+    never sends it anywhere.
+    """
+    return configured or stored_secret_key(Path(data_dir))
+
+
+def stored_secret_key(data_dir):
+    """The installation's secret key, made once and kept in `<data dir>/secret-key` (0600)."""
+    path = data_dir / "secret-key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Written whole to a private name, then linked into place: web servers and workers
+        # that start together all end up with the one key that won.
+        fd, scratch = tempfile.mkstemp(dir=data_dir)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(scratch)
+    return path.read_text().strip()

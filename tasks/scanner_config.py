@@ -12,10 +12,19 @@ scanner refuses it with a message naming the ones it has. An empty list means ou
 defaults. A family whose data is not configured (vulnerabilities with neither an
 OSV path nor a URL) still goes in: the scanner reports it Failed, saying which
 setting is missing, which is more useful than a family that silently never ran.
+
+The secrets family gets the installation's fingerprint key: HMAC-SHA256 of the
+installation secret (VMCLARITY_SECRET_KEY, else `<data dir>/secret-key`) over
+"secrets-fingerprint". Scanners never see the secret itself; the key is the same in
+every scan, so a secret found again keeps its finding; and fingerprints from one
+installation are no use for testing password guesses without it. Changing the secret
+changes every fingerprint, so findings found before show up as new ones.
 """
 
+import hmac
 import os
 
+from app import config as app_config
 from scanner.vocabulary import FAMILIES_BY_API_KEY
 
 PREFIX = "VMCLARITY_SCANNER_"
@@ -60,6 +69,9 @@ DEFAULT_SCANNERS = {
     "infofinder": ["sshTopology"],
 }
 
+#: What the installation secret is hashed over to make the secrets fingerprint key.
+FINGERPRINT_PURPOSE = b"secrets-fingerprint"
+
 #: Plugins keep the original's own keys; they are copied as they are.
 PLUGIN_KEYS = ("scanners_config", "binary_mode", "binary_artifacts_path", "binary_artifacts_clean")
 
@@ -67,13 +79,25 @@ PLUGIN_KEYS = ("scanners_config", "binary_mode", "binary_artifacts_path", "binar
 def scanner_settings(environ=None):
     """The scanner settings from the environment, keyed without the prefix, in lower case.
 
-    `yara_rule_paths` is a list; every other value is a string ("" when unset).
+    `yara_rule_paths` is a list; every other value is a string ("" when unset). Besides
+    them, where the installation secret comes from (`secret_key`, `data_dir`: the
+    control plane's own settings), read only when a scan needs the fingerprint key.
     """
     environ = os.environ if environ is None else environ
     settings = {name[len(PREFIX):].lower(): environ.get(name, default)
                 for name, (default, _) in SCANNER_SETTINGS.items()}
     settings["yara_rule_paths"] = _paths(settings["yara_rule_paths"])
+    installation = app_config.from_environment(environ)
+    settings.update(secret_key=installation["SECRET_KEY"], data_dir=installation["DATA_DIR"])
     return settings
+
+
+def fingerprint_key(settings):
+    """The installation's key for secrets fingerprints; "" when `settings` name no installation."""
+    if not (settings.get("secret_key") or settings.get("data_dir")):
+        return ""
+    secret = app_config.secret_key(settings.get("secret_key"), settings.get("data_dir"))
+    return hmac.new(secret.encode(), FINGERPRINT_PURPOSE, "sha256").hexdigest()
 
 
 def scanner_config(families_config, settings):
@@ -126,6 +150,9 @@ def _scanners_config(key, block, settings):
     if key == "exploits":
         return {"exploit_db": _set(base_url=settings.get("exploitdb_url"),
                                    csv_path=settings.get("exploitdb_csv_path"))}
+    if key == "secrets":
+        secrets_key = fingerprint_key(settings)
+        return {"secrets": {"fingerprint_key": secrets_key}} if secrets_key else {}
     if key == "malware":
         rule_paths = settings.get("yara_rule_paths")
         if isinstance(rule_paths, str):

@@ -1,11 +1,16 @@
 """tasks.scanner_config: the scanner's .families.yaml from a scan template and VMCLARITY_SCANNER_* settings."""
 
+import hashlib
+import hmac
+
 import pytest
 import yaml
 
 from scanner import config as scan_config
 from scanner.config import ConfigError
-from tasks.scanner_config import SCANNER_SETTINGS, scanner_config, scanner_settings
+from scanner.secrets import SecretsScanner
+from scanner.walker import walk
+from tasks.scanner_config import SCANNER_SETTINGS, fingerprint_key, scanner_config, scanner_settings
 
 LOCAL = {"osv_db_path": "/data/osv", "exploitdb_csv_path": "/data/files_exploits.csv"}
 HELPERS = {"vulndb_url": "http://vulndb:8081", "exploitdb_url": "http://exploitdb:1326"}
@@ -73,7 +78,7 @@ def test_disabled_and_missing_families_are_left_out():
     assert scanner_config({"sbom": {"enabled": False}, "malware": None, "rootkits": {}}, LOCAL) == {}
 
 
-def test_families_of_part_two_use_their_config_keys_and_settings():
+def test_families_of_part_two_use_their_config_keys_and_settings(tmp_path):
     families = {
         "secrets": {"enabled": True, "scanners": ["gitleaks"]},
         "malware": {"enabled": True, "scanners": [], "yara_directories_to_scan": ["/home", "/tmp"]},
@@ -86,10 +91,12 @@ def test_families_of_part_two_use_their_config_keys_and_settings():
         "VMCLARITY_SCANNER_YARA_RULES_URL": "http://yara:8080/",
         "VMCLARITY_SCANNER_CLAM_DATABASE_DIR": "/var/lib/clamav",
         "VMCLARITY_SCANNER_YARA_RULE_PATHS": "/rules/a.yar::/rules/more",
+        "VMCLARITY_DATA_DIR": str(tmp_path),
     })
     document = scanner_config(families, settings)
     assert document == {
-        "secrets": {"enabled": True, "scanners_list": ["secrets"]},
+        "secrets": {"enabled": True, "scanners_list": ["secrets"],
+                    "scanners_config": {"secrets": {"fingerprint_key": fingerprint_key(settings)}}},
         "malware": {"enabled": True, "scanners_list": ["clam", "yara"], "scanners_config": {
             "clam": {"database_dir": "/var/lib/clamav", "freshclam_mirror_url": "http://freshclam:80/clamav"},
             "yara": {"rule_paths": ["/rules/a.yar", "/rules/more"], "compiled_rule_url": "http://yara:8080/",
@@ -132,9 +139,10 @@ def test_plugins_keep_the_original_keys():
 
 
 def test_settings_from_the_environment():
-    assert scanner_settings({}) == {
+    assert scanner_settings({"VMCLARITY_DATA_DIR": "/d"}) == {
         "vulndb_url": "", "exploitdb_url": "", "freshclam_mirror_url": "", "yara_rules_url": "",
         "osv_db_path": "", "exploitdb_csv_path": "", "clam_database_dir": "", "yara_rule_paths": [],
+        "secret_key": "", "data_dir": "/d",
     }
     settings = scanner_settings({"VMCLARITY_SCANNER_VULNDB_URL": "http://v:1", "VMCLARITY_SCANNER_OSV_DB_PATH": "/o",
                                  "VMCLARITY_OTHER": "x"})
@@ -148,3 +156,68 @@ def test_a_yara_rule_path_string_is_split_too():
     document = scanner_config({"malware": {"enabled": True}}, {"yara_rule_paths": "/a:/b"})
     assert document["malware"]["scanners_config"]["yara"] == {"rule_paths": ["/a", "/b"]}
     assert document["malware"]["scanners_config"]["clam"] == {}
+
+
+# --- the secrets fingerprint key -------------------------------------------------------
+
+#: A GitHub token (30 characters and their CRC32 in base62), planted in the scanned tree.
+TOKEN = "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"
+
+
+def secrets_scan(families_yaml, root):
+    """The `secrets` scanner run as the scanner CLI would, with its settings from the document."""
+    settings = parsed(families_yaml)["secrets"].scanner_config("secrets")
+    scanner = SecretsScanner(str(root), settings)
+    walk(str(root), scanner.visitors())
+    return scanner.finish()
+
+
+@pytest.fixture()
+def planted(tmp_path):
+    root = tmp_path / "asset"
+    (root / "srv").mkdir(parents=True)
+    (root / "srv" / "deploy.sh").write_text(f"export GITHUB_TOKEN={TOKEN}\n")
+    return root
+
+
+def document_for(environ):
+    return scanner_config({"secrets": {"enabled": True, "scanners": ["gitleaks"]}}, scanner_settings(environ))
+
+
+def test_scans_by_one_installation_share_a_fingerprint_key_and_others_differ(tmp_path, planted):
+    one = {"VMCLARITY_DATA_DIR": str(tmp_path / "one")}
+    first, second = document_for(one), document_for(one)  # the first made <data dir>/secret-key; both read it
+    assert first == second
+    assert (tmp_path / "one" / "secret-key").exists()
+    prints = [[item["fingerprint"] for item in secrets_scan(document, planted).results] for document in (first, second)]
+    assert prints[0] == prints[1] and len(prints[0]) == 1
+    # Another installation (another data directory, so another secret): other fingerprints.
+    other = secrets_scan(document_for({"VMCLARITY_DATA_DIR": str(tmp_path / "two")}), planted)
+    assert [item["fingerprint"] for item in other.results] != prints[0]
+    # Without the control plane's key the scanner uses its public default, and says so.
+    default = secrets_scan({"secrets": {"enabled": True}}, planted)
+    assert [item["fingerprint"] for item in default.results] not in prints
+    assert any("public default key" in note for note in default.notes)
+    assert not any("public default key" in note for note in other.notes)
+
+
+def test_the_installation_secret_never_reaches_the_scanner(tmp_path, planted):
+    secret = "installation-secret-Wm4Q9zT2"
+    environ = {"VMCLARITY_SECRET_KEY": secret, "VMCLARITY_DATA_DIR": str(tmp_path / "data")}
+    document = document_for(environ)
+    key = document["secrets"]["scanners_config"]["secrets"]["fingerprint_key"]
+    assert key == hmac.new(secret.encode(), b"secrets-fingerprint", hashlib.sha256).hexdigest()
+    assert not (tmp_path / "data" / "secret-key").exists()  # the configured secret is used, none made
+    result = secrets_scan(document, planted)
+    for text in (yaml.safe_dump(document), repr(result)):
+        assert secret not in text and secret.encode().hex() not in text
+    assert key not in repr(result) and TOKEN[4:20] not in repr(result)
+    assert document_for(environ) == document  # stable across scans
+    assert document_for({**environ, "VMCLARITY_SECRET_KEY": secret + "x"}) != document
+
+
+def test_no_installation_no_key():
+    # A document made without the control plane's settings: the scanner falls back to its default.
+    assert scanner_config({"secrets": {"enabled": True}}, {}) == {"secrets": {"enabled": True,
+                                                                              "scanners_list": ["secrets"]}}
+    assert fingerprint_key({}) == ""

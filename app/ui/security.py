@@ -8,14 +8,12 @@ request came over HTTPS). Every write needs the session's CSRF token, sent as th
 import functools
 import hashlib
 import hmac
-import os
 import secrets
-import tempfile
-from pathlib import Path
 
 from flask import abort, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
+from app import config
 from app.auth import READ_METHODS
 from app.models import User
 from app.ui import bp
@@ -38,30 +36,10 @@ class SessionInterface(SecureCookieSessionInterface):
 def init_app(app):
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _stored_secret_key(Path(app.config["DATA_DIR"]))
+    app.config["SECRET_KEY"] = config.secret_key(app.config.get("SECRET_KEY"), app.config["DATA_DIR"])
     app.session_interface = SessionInterface()
     app.after_request(_protective_headers)
     app.jinja_env.globals.update(csrf_token=csrf_token, can_write=can_write)
-
-
-def _stored_secret_key(data_dir):
-    """The installation's session key, made once and kept in `<data dir>/secret-key` (0600)."""
-    path = data_dir / "secret-key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # Written whole to a private name, then linked into place: web workers that
-        # start together all end up with the one key that won.
-        fd, scratch = tempfile.mkstemp(dir=data_dir)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48) + "\n")
-        try:
-            os.link(scratch, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(scratch)
-    return path.read_text().strip()
 
 
 def _protective_headers(response):

@@ -21,8 +21,10 @@ A result never holds the secret or any part of it:
     fingerprint  32 hex digits of HMAC-SHA256(fingerprint_key, rule id, path, secret):
                  the same secret in the same file keeps its finding across scans and line
                  moves, the same secret in another file is another finding, and a rotated
-                 secret is a new one. The key defaults to a constant; set your own so
-                 that nobody who reads findings can test guesses of a password against it.
+                 secret is a new one. The key is what keeps anyone who reads findings from
+                 testing guesses of a weak password against them: the control plane sends
+                 its installation's own (tasks.scanner_config), the same in every scan. A
+                 run without one uses a public constant and says so in a note.
                  The identity key of a Secret finding is (fingerprint, startColumn, endColumn),
                  so one secret repeated in one file at the same columns is one finding.
 
@@ -34,7 +36,7 @@ Settings (`scanners_config.secrets`):
     skip_paths          more globs over in-root paths to skip (default none)
     path_prefix         where the root sits on the scanned machine, for the path rules above
                         (default '': the root is a whole disk; '/srv/app' for a directory asset)
-    fingerprint_key     the HMAC key of fingerprints (default a constant)
+    fingerprint_key     the HMAC key of fingerprints (default a public constant, with a note)
     max_findings_per_file  (default 100), max_findings (default 10000): hostile files
                         full of fake keys cannot flood the report
 """
@@ -47,7 +49,10 @@ from scanner.secrets.visitor import SecretsVisitor
 
 __all__ = ["SecretsScanner", "RULES"]
 
+#: Public, so fingerprints made with it let a reader test password guesses offline.
 DEFAULT_FINGERPRINT_KEY = "vmclarity-secrets-v1"
+DEFAULT_KEY_NOTE = ("fingerprints use the public default key (no fingerprint_key in scanners_config.secrets): "
+                    "anyone who reads them can test guesses of the secrets; a control plane sets its own key")
 
 
 class SecretsScanner(FamilyScanner):
@@ -56,6 +61,7 @@ class SecretsScanner(FamilyScanner):
     def __init__(self, root, settings=None, *, use_hyperscan=True):
         super().__init__(root, settings)
         options = self.settings
+        self.default_key = not options.get("fingerprint_key")
         self.engine = Engine(use_hyperscan=use_hyperscan)
         self.visitor = SecretsVisitor(
             self.engine,
@@ -82,4 +88,6 @@ class SecretsScanner(FamilyScanner):
                          + ", ".join(visitor.truncated[:10]))
         if len(visitor.findings) >= visitor.max_total:
             notes.append(f"stopped reporting at {visitor.max_total} findings")
+        if self.default_key:
+            notes.append(DEFAULT_KEY_NOTE)
         return ScannerResult(results=results, notes=notes)
