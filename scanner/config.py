@@ -2,7 +2,14 @@
 
 Keys are snake_case as in the original (`enabled`, `scanners_list` / `analyzers_list`
 for sbom, `inputs`, `scanners_config` / `analyzers_config`). A scanner name we do not
-have is an error that names the ones we do, never a silent skip.
+have is an error that names the ones we do, never a silent skip, except for the
+original's scanners that have no counterpart here (UNAVAILABLE: `cisdocker` is in the
+original's default misconfiguration list, and the control plane passes it through):
+such a name becomes a note in the family's status message ("cisdocker: not available
+in this scanner") and the family runs its other scanners, or its defaults when none is
+left. The original's names that do have a counterpart here under our name (trivy,
+grype, gitleaks) are translated by the control plane; in a config file they are
+errors that name ours.
 """
 
 from dataclasses import dataclass, field
@@ -31,6 +38,10 @@ DEFAULT_SCANNERS = {
     "rootkits": ("chkrootkit",),
     "misconfiguration": ("native",),
     "infofinder": ("sshTopology",),
+}
+#: The original's scanners that nothing here replaces: noted and skipped, not refused.
+UNAVAILABLE = {
+    "misconfiguration": ("cisdocker",),
 }
 INPUT_TYPES = ("rootfs", "dir", "sbom", "csv")
 FILESYSTEM_INPUTS = ("rootfs", "dir")
@@ -61,6 +72,7 @@ class FamilyConfig:
     inputs: list = field(default_factory=list)
     scanners_config: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)  # input_from_sbom, input_from_vuln, ...
+    notes: list = field(default_factory=list)    # for the family's status message
 
     def scanner_config(self, scanner):
         return self.scanners_config.get(scanner) or {}
@@ -99,17 +111,32 @@ def _family(name, block, where):
         raise ConfigError(f"{where}: this scanner does not provide the {name} family yet")
     list_key, config_key = ("analyzers_list", "analyzers_config") if name == "sbom" else \
         ("scanners_list", "scanners_config")
-    scanners = tuple(block.get(list_key) or DEFAULT_SCANNERS[name])
-    for scanner in scanners:
-        if scanner not in SCANNERS[name]:
-            raise ConfigError(f"{where}: unknown scanner {scanner!r} in {list_key}; "
-                              f"available: {', '.join(SCANNERS[name])}")
+    scanners, notes = _scanners(name, block.get(list_key), where, list_key)
     scanners_config = block.get(config_key) or {}
     if not isinstance(scanners_config, dict):
         raise ConfigError(f"{where}: {config_key} must be a mapping of scanner name to settings")
     options = {key: value for key, value in block.items()
                if key not in ("enabled", list_key, config_key, "inputs")}
-    return FamilyConfig(name, scanners, _inputs(block.get("inputs") or [], where), scanners_config, options)
+    return FamilyConfig(name, scanners, _inputs(block.get("inputs") or [], where), scanners_config, options,
+                        notes)
+
+
+def _scanners(name, listed, where, list_key):
+    """(scanners to run, notes) from a family's scanner list; an unknown name is an error."""
+    scanners, notes = [], []
+    for scanner in listed or ():
+        if scanner in UNAVAILABLE.get(name, ()):
+            notes.append(f"{scanner}: not available in this scanner")
+        elif scanner not in SCANNERS[name]:
+            raise ConfigError(f"{where}: unknown scanner {scanner!r} in {list_key}; "
+                              f"available: {', '.join(SCANNERS[name])}")
+        elif scanner not in scanners:
+            scanners.append(scanner)
+    if not scanners:
+        scanners = list(DEFAULT_SCANNERS[name])
+        if notes:
+            notes.append(f"ran {', '.join(scanners)} instead")
+    return tuple(scanners), notes
 
 
 def _inputs(items, where):

@@ -6,6 +6,11 @@ first and removed once the API took it, so results outlive an API outage or a
 scanner restart: pending ones are resent, in order, before anything new. A
 watcher thread notices an abort within `abort_poll` seconds and interrupts the
 scan (a KeyboardInterrupt in the main thread, told apart by `aborted`).
+
+Every body goes through results.storable() before it is spooled. A family whose
+results the API still refuses for good never ends as if it succeeded: its block
+becomes Failed with the API's reason (sent at once, and again in the final PATCH),
+and the asset scan ends Failed naming it.
 """
 
 import json
@@ -17,9 +22,9 @@ import time
 from pathlib import Path
 
 from scanner.api_client import ApiError
-from scanner.results import asset_scan_document
+from scanner.results import asset_scan_document, storable
 from scanner.run import Cancelled, Events
-from scanner.vocabulary import FAMILIES_BY_CONFIG_KEY, now, scanner_status
+from scanner.vocabulary import FAMILIES_BY_API_KEY, FAMILIES_BY_CONFIG_KEY, now, scanner_status
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class Reporter(Events):
         self._watcher = None
         self._sequence = 0
         self.rejected = 0
+        self.refused = {}  # API key of a family whose results the API refused -> the API's reason
 
     # Lifecycle
 
@@ -56,12 +62,16 @@ class Reporter(Events):
         self._watcher.start()
 
     def finish(self, outcome):
-        """Report the final results and Done, or Failed naming the failed families."""
+        """Report the final results and Done, or Failed naming the failed, incomplete or refused families."""
+        refused = self._refused_blocks()
+        for api_key, block in refused.items():  # so the summary and the status say so too
+            outcome.blocks[api_key] = block
+            outcome.incomplete.pop(api_key, None)
         document = asset_scan_document(outcome)
-        failed = outcome.failed
-        status = (_status("Failed", "Error", "families failed: " + ", ".join(failed)) if failed
-                  else _status("Done", "Success"))
-        delivered = self._send({"stats": document["stats"], "summary": document["summary"], "status": status})
+        problems = outcome.problems
+        status = _status("Failed", "Error", problems) if problems else _status("Done", "Success")
+        delivered = self._send({**refused, "stats": document["stats"], "summary": document["summary"],
+                                "status": status})
         self.close()
         if not delivered:
             raise ApiError(f"the API stayed unreachable; the results are kept in {self.spool} "
@@ -97,7 +107,10 @@ class Reporter(Events):
 
     def family_finished(self, name, block, stats):
         api_key = FAMILIES_BY_CONFIG_KEY[name].api_key
+        self.refused.pop(api_key, None)  # these results replace any refused in an earlier run
         self._send({api_key: block, "stats": {api_key: stats}})
+        if api_key in self.refused:
+            self._send(self._refused_blocks([api_key]))
         self._check_abort()
 
     def walking(self, input_, entry):
@@ -112,13 +125,15 @@ class Reporter(Events):
         it cannot block the ones after it.
         """
         for path in sorted(self.spool.glob("*.json")):
+            body = json.loads(path.read_text())
             try:
-                self.client.patch(self.path, json.loads(path.read_text()))
+                self.client.patch(self.path, body)
             except ApiError as error:
                 if error.status is None:
                     log.warning("the API is unreachable; %s kept for resending: %s", path.name, error)
                     return False
                 self._reject(path, error)
+                self.refused.update(dict.fromkeys(_finished_families(body), str(error)))
                 continue
             path.unlink()
         return True
@@ -131,12 +146,18 @@ class Reporter(Events):
         (rejected / f"{path.stem}.error").write_text(str(error))
         self.rejected += 1
 
+    def _refused_blocks(self, api_keys=None):
+        """A Failed block with the API's reason for each refused family (of `api_keys`)."""
+        return {api_key: {"status": scanner_status("Failed", f"the API refused the results: {reason}"),
+                          FAMILIES_BY_API_KEY[api_key].results_key: None}
+                for api_key, reason in self.refused.items() if api_keys is None or api_key in api_keys}
+
     def _send(self, body):
         self.spool.mkdir(parents=True, exist_ok=True)
         self._sequence += 1
         spooled = self.spool / f"{time.time_ns():020d}-{self._sequence:04d}.json"
         temporary = spooled.with_suffix(".tmp")
-        temporary.write_text(json.dumps(body))
+        temporary.write_text(json.dumps(storable(body)))
         os.replace(temporary, spooled)
         return self.flush()
 
@@ -174,6 +195,12 @@ class Reporter(Events):
     def _check_abort(self):
         if self.aborted.is_set():
             raise Cancelled("the asset scan was aborted")
+
+
+def _finished_families(body):
+    """API keys of the families whose final block (Done or Failed) is in the PATCH `body`."""
+    return [api_key for api_key in FAMILIES_BY_API_KEY if isinstance(body.get(api_key), dict)
+            and (body[api_key].get("status") or {}).get("state") in ("Done", "Failed")]
 
 
 def _status(state, reason, message=None):

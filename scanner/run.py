@@ -7,6 +7,22 @@ filesystem input; scanners that are real tools reading the tree themselves
 match the SBOM's packages and exploits look up the vulnerabilities' CVE ids. A
 family that fails is reported as Failed with its reason; the families after it
 that need it fail too, the others carry on.
+
+When a scanner of a content family could not scan at all (it reported errors and
+no results on an input: ClamAV without a signature database, yara without rules,
+a tool that would not start), the family is never reported clean:
+- every scanner of the family failed: the family is Failed, with their errors;
+- some failed, others scanned: the family is Done with what the others found
+  (the control plane turns only Done blocks into findings, so yara's findings are
+  kept when clam cannot run), its message starts with "<scanner> failed", and the
+  family is listed in `Outcome.incomplete`, which fails the asset scan as a whole
+  (Failed/Error, "families incomplete: malware (clam failed)") and the CLI's exit
+  code. A scanner with some results and some errors scanned partially: Done, with
+  the errors in the message.
+Scanners the original had but this scanner does not (config.UNAVAILABLE) are
+named in their family's message; the family runs its other scanners.
+Every block and its stats pass through results.storable() before anyone sees
+them, so a NUL or lone surrogate from the target is escaped, never sent raw.
 """
 
 import os
@@ -19,6 +35,7 @@ from scanner.exploits import cve_ids_from_vulnerabilities, find_exploits, read_c
 from scanner.infofinder import SshTopologyScanner
 from scanner.malware import ClamScanner, YaraScanner
 from scanner.misconfigurations import LynisScanner, NativeScanner
+from scanner.results import storable
 from scanner.rootkits import ChkrootkitScanner
 from scanner.sbom import SbomResult, collect, merge, native_visitors, run_syft
 from scanner.secrets import SecretsScanner
@@ -60,6 +77,7 @@ class Events:
 class Outcome:
     blocks: dict = field(default_factory=dict)     # API result block per family: {status, <results>}
     stats: dict = field(default_factory=dict)      # API AssetScanStats per family: [input stats]
+    incomplete: dict = field(default_factory=dict)  # API key of a Done family -> "<scanner> failed"
     walks: list = field(default_factory=list)      # WalkStats of every filesystem walk
     sbom: SbomResult | None = None
     started: str = field(default_factory=now)
@@ -67,7 +85,22 @@ class Outcome:
 
     @property
     def failed(self):
-        return [name for name, block in self.blocks.items() if block["status"]["state"] == "Failed"]
+        """Families that failed, or that are Done but incomplete (a scanner of theirs could not scan)."""
+        return [name for name, block in self.blocks.items()
+                if block["status"]["state"] == "Failed" or name in self.incomplete]
+
+    @property
+    def problems(self):
+        """Why the asset scan did not succeed as a whole ("families failed: ...", "families incomplete: ..."),
+        or "" when it did."""
+        parts = []
+        failed = [name for name in self.failed if name not in self.incomplete]
+        if failed:
+            parts.append("families failed: " + ", ".join(failed))
+        if self.incomplete:
+            parts.append("families incomplete: " + ", ".join(f"{name} ({why})"
+                                                             for name, why in self.incomplete.items()))
+        return "; ".join(parts)
 
 
 def run_scan(families, cli_inputs, events=None, cache_dir=None):
@@ -116,7 +149,8 @@ class _Context:
                 found[name].append(_finish_all(built, self.run_errors))
                 stats[name].append(self._input_stats(input_, started))
         for name in content:
-            self._report(name, lambda name=name: _content_block(name, found[name]), stats[name])
+            self._report(name, lambda name=name: _content_block(name, found[name], self.outcome.incomplete),
+                         stats[name])
 
     def _filesystem_inputs(self):
         wanted = []
@@ -160,6 +194,10 @@ class _Context:
         except Exception as error:  # noqa: BLE001 - one family's failure is reported, not fatal
             block = {"status": scanner_status("Failed", f"{type(error).__name__}: {error}"),
                      family.results_key: None}
+        notes = self.families[name].notes
+        if notes:
+            block["status"]["message"] = "; ".join(filter(None, [block["status"].get("message"), *notes]))
+        block, stats = storable(block), storable(stats)
         self.outcome.blocks[family.api_key] = block
         self.outcome.stats[family.api_key] = stats
         self.events.family_finished(name, block, stats)
@@ -297,16 +335,24 @@ def _finish_all(scanners, run_errors):
     return finished
 
 
-def _content_block(name, per_input):
-    """The API result block of a content family from its scanners' results on every input."""
+def _content_block(name, per_input, incomplete):
+    """The API result block of a content family from its scanners' results on every input.
+
+    A scanner that could not scan (errors, no results) is noted in `incomplete`; all of them: the family fails.
+    """
     family = FAMILIES_BY_CONFIG_KEY[name]
     pairs = [pair for finished in per_input for pair in finished]
     results = [item for _, result in pairs for item in result.results]
     errors = [error for _, result in pairs for error in result.errors]
-    if pairs and all(result.errors and not result.results for _, result in pairs):
+    failed = [scanner for scanner, result in pairs if result.errors and not result.results]
+    if pairs and len(failed) == len(pairs):
         raise RuntimeError("; ".join(errors[:5]))
     notes = [note for _, result in pairs for note in result.notes]
-    message = "; ".join([f"{len(results)} found"] + errors[:5] + notes[:5])
+    failures = []
+    if failed:
+        failures = [f"{', '.join(dict.fromkeys(failed))} failed"]
+        incomplete[family.api_key] = failures[0]
+    message = "; ".join(failures + [f"{len(results)} found"] + errors[:5] + notes[:5])
     block = {"status": scanner_status("Done", message), family.results_key: results}
     if name == "malware":
         block["metadata"] = [item for _, result in pairs for item in result.metadata]

@@ -12,10 +12,13 @@ import zipfile
 import pytest
 import yaml
 
+from app.findings import process_asset_scan
 from app.validation import schema_validator
-from conftest import CVE, EXPLOITS_CSV, OSV_RECORD, github_token, make_token
-from scanner.api_client import ApiClient
+from conftest import CVE, DROPPER, EXPLOITS_CSV, OSV_RECORD, github_token, make_token
+from scanner.api_client import ApiClient, ApiError
 from scanner.reporter import Reporter
+from scanner.run import Outcome
+from scanner.vocabulary import scanner_status
 
 def dist_info(root, name, version):
     folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
@@ -293,3 +296,120 @@ def test_content_families_share_one_walk_and_report_in_the_api_schema(tmp_path, 
     assert [i["type"] for i in document["infoFinder"]["infos"]] == ["SSHDaemonKeyFingerprint"]
     assert len(json.loads((tmp_path / "out/walk-stats.json").read_text())) == 1  # one walk for all
     assert document["summary"]["totalSecrets"] == 1
+
+
+def scan_through_the_api(tmp_path, app, api, live_server, root, config):
+    """Run the scanner CLI on `root` against the live API (and --output); return (process, asset scan id)."""
+    asset_scan_id = ready_asset_scan(api)
+    move(api, asset_scan_id, "Scheduled", "ReadyToScan")
+    result = scanner("scan", "--config", config, "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state", "--server", f"{live_server}/api",
+                     "--asset-scan-id", asset_scan_id, "--token", scanner_token(app, asset_scan_id))
+    return result, asset_scan_id
+
+
+def test_nul_bytes_in_target_files_reach_the_api_escaped(tmp_path, app, api, live_server, root, config_file):
+    # A hostile target hides its backdoor account behind a NUL, which neither database stores.
+    (root / "etc/passwd").write_bytes(b"root:x:0:0:root:/root:/bin/bash\nback\x00door:x:0:0::/root:/bin/sh\n")
+    (root / "etc/sudoers").write_bytes(b"evil\x00user ALL=(ALL) NOPASSWD: ALL\n")
+    (root / "etc/bad\udcffname.conf").write_bytes(b"x")  # an undecodable file name too
+    config = config_file(misconfiguration={"enabled": True})
+    result, asset_scan_id = scan_through_the_api(tmp_path, app, api, live_server, root, config)
+    assert result.returncode == 0, result.stderr
+
+    assert not (tmp_path / "state/spool" / asset_scan_id / "rejected").exists()
+    stored = api.get(f"/api/assetScans/{asset_scan_id}").get_json()
+    assert (stored["status"]["state"], stored["misconfigurations"]["status"]["state"]) == ("Done", "Done")
+    messages = {m["message"] for m in stored["misconfigurations"]["misconfigurations"]}
+    assert "account back\\x00door has UID 0" in messages
+    assert "evil\\x00user may run any command as ALL without a password" in messages
+    written = json.loads((tmp_path / "out/assetscan.json").read_text())
+    assert written["misconfigurations"] == stored["misconfigurations"]
+    assert "\\u0000" not in (tmp_path / "out/assetscan.json").read_text()
+
+    process_asset_scan(asset_scan_id)
+    findings = api.get("/api/findings", query_string={
+        "$filter": "findingInfo/objectType eq 'Misconfiguration'"}).get_json()["items"]
+    assert {"account back\\x00door has UID 0", "evil\\x00user may run any command as ALL without a password"} <= {
+        finding["findingInfo"]["message"] for finding in findings}
+
+
+def test_a_family_the_api_refuses_ends_failed_with_the_reason(tmp_path, app, api, live_server):
+    asset_scan_id = ready_asset_scan(api)
+    move(api, asset_scan_id, "Scheduled", "ReadyToScan")
+    reporter = Reporter(ApiClient(f"{live_server}/api", scanner_token(app, asset_scan_id)), asset_scan_id,
+                        tmp_path / "spool")
+    reporter.start()
+    refused = {"status": scanner_status("Done", "1 found"), "misconfigurations": [{
+        "scannerName": "native", "id": "X-1", "message": "m", "severity": "NoSuchSeverity"}]}
+    reporter.family_finished("misconfiguration", refused, [])
+    accepted = {"status": scanner_status("Done", "0 found"), "secrets": []}
+    reporter.family_finished("secrets", accepted, [])
+    outcome = Outcome(blocks={"misconfigurations": refused, "secrets": accepted})
+    with pytest.raises(ApiError, match="refused 1 update"):
+        reporter.finish(outcome)
+
+    stored = api.get(f"/api/assetScans/{asset_scan_id}").get_json()
+    family = stored["misconfigurations"]["status"]
+    assert family["state"] == "Failed"
+    assert "the API refused the results" in family["message"] and "NoSuchSeverity" in family["message"]
+    assert stored["secrets"]["status"]["state"] == "Done"
+    assert (stored["status"]["state"], stored["status"]["message"]) == ("Failed", "families failed: misconfigurations")
+    assert stored["summary"]["totalMisconfigurations"] == 0
+    assert len(list((tmp_path / "spool" / asset_scan_id / "rejected").glob("*.json"))) == 1
+
+
+def test_a_scanner_that_cannot_scan_leaves_its_family_incomplete_not_clean(tmp_path, app, api, live_server, root,
+                                                                           config_file, rules):
+    # No ClamAV signatures: clam cannot scan at all; yara still finds the planted file.
+    (root / "bin").mkdir()
+    (root / "bin/dropper").write_bytes(DROPPER)
+    (tmp_path / "no-signatures").mkdir()
+    config = config_file(malware={"enabled": True, "scanners_list": ["clam", "yara"], "scanners_config": {
+        "clam": {"database_dir": str(tmp_path / "no-signatures")}, "yara": {"rule_paths": [str(rules)]}}})
+    result, asset_scan_id = scan_through_the_api(tmp_path, app, api, live_server, root, config)
+    assert result.returncode == 1, result.stderr
+    assert "failed families: malware" in result.stderr
+
+    written = json.loads((tmp_path / "out/assetscan.json").read_text())
+    stored = api.get(f"/api/assetScans/{asset_scan_id}").get_json()
+    assert written["malware"] == stored["malware"]
+    status = stored["malware"]["status"]
+    assert status["state"] == "Done"  # so that yara's finding becomes a finding
+    assert status["message"].startswith("clam failed; 1 found; clam: no ClamAV signature database in ")
+    assert [(m["malwareName"], m["path"]) for m in stored["malware"]["malware"]] == [("PlantedMarker", "/bin/dropper")]
+    assert (stored["status"]["state"], stored["status"]["message"]) == (
+        "Failed", "families incomplete: malware (clam failed)")
+    assert stored["summary"]["totalMalware"] == 1
+
+    assert process_asset_scan(asset_scan_id)["findings"]["malware"] == 1
+    [finding] = api.get("/api/findings", query_string={
+        "$filter": "findingInfo/objectType eq 'Malware'"}).get_json()["items"]
+    assert finding["findingInfo"]["path"] == "/bin/dropper"
+
+
+def test_a_family_whose_scanners_all_fail_is_failed(tmp_path, root, config_file):
+    (tmp_path / "no-signatures").mkdir()
+    config = config_file(malware={"enabled": True, "scanners_list": ["clam", "yara"], "scanners_config": {
+        "clam": {"database_dir": str(tmp_path / "no-signatures")}, "yara": {"rule_paths": [str(tmp_path / "none")]}}})
+    result = scanner("scan", "--config", config, "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state")
+    assert result.returncode == 1
+    status = json.loads((tmp_path / "out/assetscan.json").read_text())["malware"]["status"]
+    assert status["state"] == "Failed"
+    assert "no ClamAV signature database" in status["message"] and "does not exist" in status["message"]
+
+
+@pytest.mark.parametrize("listed, ran", [(["native", "cisdocker"], ["native"]), (["cisdocker"], ["native"])])
+def test_an_original_scanner_we_lack_is_a_note_not_a_failed_scan(tmp_path, root, config_file, listed, ran):
+    (root / "etc/ssh").mkdir()
+    (root / "etc/ssh/sshd_config").write_text("PermitRootLogin yes\n")
+    config = config_file(misconfiguration={"enabled": True, "scanners_list": listed,
+                                           "scanners_config": {"cisdocker": {"timeout": "2m"}}})
+    result = scanner("scan", "--config", config, "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state")
+    assert result.returncode == 0, result.stderr
+    block = json.loads((tmp_path / "out/assetscan.json").read_text())["misconfigurations"]
+    assert block["status"]["state"] == "Done" and block["scanners"] == ran
+    assert "cisdocker: not available in this scanner" in block["status"]["message"]
+    assert any("PermitRootLogin" in m["message"] for m in block["misconfigurations"])

@@ -125,6 +125,21 @@ def test_unknown_scanner_names_reach_the_scanner_which_names_its_own():
         parsed(document)
 
 
+def test_an_original_scanner_we_do_not_have_is_a_note():
+    # The original's default misconfiguration scanners: the control plane passes both through.
+    document = scanner_config({"misconfigurations": {"enabled": True, "scanners": ["lynis", "cisdocker"]}}, {})
+    assert document["misconfiguration"]["scanners_list"] == ["lynis", "cisdocker"]
+    family = parsed(document)["misconfiguration"]
+    assert (family.scanners, family.notes) == (("lynis",), ["cisdocker: not available in this scanner"])
+    # Nothing else listed: the family runs its defaults, and says so.
+    family = parsed({"misconfiguration": {"enabled": True, "scanners_list": ["cisdocker"]}})["misconfiguration"]
+    assert (family.scanners, family.notes) == (("native",), ["cisdocker: not available in this scanner",
+                                                             "ran native instead"])
+    # A name the original never had is still an error.
+    with pytest.raises(ConfigError, match="unknown scanner 'dockle'.*available: native, lynis"):
+        parsed({"misconfiguration": {"enabled": True, "scanners_list": ["native", "dockle"]}})
+
+
 def test_each_name_appears_once_in_its_order():
     document = scanner_config({"sbom": {"enabled": True, "analyzers": ["trivy", "windows", "syft", "gomod"]},
                                "vulnerabilities": {"enabled": True, "scanners": ["trivy", "grype", "osv"]}}, {})
