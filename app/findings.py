@@ -52,7 +52,7 @@ from app.models import Asset, AssetFinding, AssetScan, Finding
 from app.odata import dialect as dialects
 from app.odata.compiler import datetime_millis
 from app.odata.dialect import sql, string_literal
-from scanner.vocabulary import FAMILIES, FAMILIES_BY_API_KEY, VULNERABILITY_SEVERITIES
+from scanner.vocabulary import FAMILIES, FAMILIES_BY_API_KEY, INCOMPLETE_REASON, VULNERABILITY_SEVERITIES
 
 #: The original's order (anatomy §2.4); it decides which duplicate result wins.
 PROCESSING_ORDER = ("vulnerabilities", "sbom", "exploits", "secrets", "malware", "rootkits",
@@ -119,8 +119,8 @@ def make_plan(document, revision):
             plan.findings.setdefault(key, info)
             _note_package(plan, key, info)
         plan.counts[api_key] = len(keys)
-        if family.finding_type:  # plugin findings are never invalidated
-            plan.invalidated_types.append(family.finding_type)
+        if family.finding_type and ran_fully(block["status"]["state"], block["status"].get("reason")):
+            plan.invalidated_types.append(family.finding_type)  # plugin findings are never invalidated
         else:
             plan.plugins = len(keys)
     return plan
@@ -343,17 +343,24 @@ def later_invalidations(asset_id, asset_scan_id, millis):
     late ends with the same history as if it had been processed first.
     """
     families = [family for family in FAMILIES if family.finding_type]
-    states = [_text(AssetScan, family.api_key, "status", "state") for family in families]
-    query = (AssetScan.select(_text(AssetScan, "status", "lastTransitionTime"), *states)
+    statuses = [_text(AssetScan, family.api_key, "status", field) for family in families
+                for field in ("state", "reason")]
+    query = (AssetScan.select(_text(AssetScan, "status", "lastTransitionTime"), *statuses)
              .where(AssetScan.asset == asset_id, AssetScan.findings_processed == True,  # noqa: E712
                     AssetScan.id != asset_scan_id, _instant(AssetScan, "status", "lastTransitionTime") > millis))
     earliest = {}
-    for time, *family_states in query.tuples():
+    for time, *family_statuses in query.tuples():
         moment = (datetime_millis(time), time)
-        for family, state in zip(families, family_states):
-            if state == "Done" and moment < earliest.get(family.finding_type, (float("inf"), "")):
+        for family, state, reason in zip(families, family_statuses[::2], family_statuses[1::2]):
+            if ran_fully(state, reason) and moment < earliest.get(family.finding_type, (float("inf"), "")):
                 earliest[family.finding_type] = moment
     return {finding_type: time for finding_type, (_, time) in earliest.items()}
+
+
+def ran_fully(state, reason):
+    """Whether a family's status says it saw everything it looks for: Done, and not incomplete
+    (a scanner of it could not scan), so what it did not report is gone."""
+    return state == "Done" and reason != INCOMPLETE_REASON
 
 
 def _ids_by_invalidation(plan, finding_ids, later):

@@ -15,7 +15,8 @@ a tool that would not start), the family is never reported clean:
 - some failed, others scanned: the family is Done with what the others found
   (the control plane turns only Done blocks into findings, so yara's findings are
   kept when clam cannot run), its message starts with "<scanner> failed", and the
-  family is listed in `Outcome.incomplete`, which fails the asset scan as a whole
+  family is listed in `Outcome.incomplete`, its reason is Error (so the control plane
+  keeps the family's earlier findings valid), and the asset scan fails as a whole
   (Failed/Error, "families incomplete: malware (clam failed)") and the CLI's exit
   code. A scanner with some results and some errors scanned partially: Done, with
   the errors in the message.
@@ -39,7 +40,7 @@ from scanner.results import storable
 from scanner.rootkits import ChkrootkitScanner
 from scanner.sbom import SbomResult, collect, merge, native_visitors, run_syft
 from scanner.secrets import SecretsScanner
-from scanner.vocabulary import FAMILIES_BY_CONFIG_KEY, now, scanner_status
+from scanner.vocabulary import FAMILIES_BY_CONFIG_KEY, INCOMPLETE_REASON, now, scanner_status
 from scanner.vulnerabilities.osv import OsvDatabase, match_packages, needed_ecosystems
 from scanner.walker import walk
 
@@ -353,7 +354,8 @@ def _content_block(name, per_input, incomplete):
         failures = [f"{', '.join(dict.fromkeys(failed))} failed"]
         incomplete[family.api_key] = failures[0]
     message = "; ".join(failures + [f"{len(results)} found"] + errors[:5] + notes[:5])
-    block = {"status": scanner_status("Done", message), family.results_key: results}
+    reason = INCOMPLETE_REASON if failed else None
+    block = {"status": scanner_status("Done", message, reason), family.results_key: results}
     if name == "malware":
         block["metadata"] = [item for _, result in pairs for item in result.metadata]
     if name in ("misconfiguration", "infofinder"):

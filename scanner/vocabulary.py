@@ -49,9 +49,14 @@ def now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def scanner_status(state, message=None):
-    """A ScannerStatus document for `state`."""
-    status = {"state": state, "reason": SCANNER_REASONS[state], "lastTransitionTime": now()}
+#: The reason of a Done family in which a scanner could not scan: its results are real, but
+#: whatever it would have found is unknown, so earlier findings of the family stay valid.
+INCOMPLETE_REASON = "Error"
+
+
+def scanner_status(state, message=None, reason=None):
+    """A ScannerStatus document for `state` (with its usual reason unless `reason` is given)."""
+    status = {"state": state, "reason": reason or SCANNER_REASONS[state], "lastTransitionTime": now()}
     if message:
         status["message"] = message
     return status

@@ -73,12 +73,13 @@ def make_asset(api, name):
     return ok(api.post("/api/assets", json=body), 201)["id"]
 
 
-def scanner_status(state, t):
-    return {"state": state, "reason": {"Done": "Success", "Failed": "Error"}[state], "lastTransitionTime": t}
+def scanner_status(state, t, reason=None):
+    return {"state": state, "reason": reason or {"Done": "Success", "Failed": "Error"}[state], "lastTransitionTime": t}
 
 
-def finished_scan(api, asset_id, t, results, failed=(), state="Done"):
-    """An asset scan walked to `state` at time `t` with `results`; families in `failed` Failed."""
+def finished_scan(api, asset_id, t, results, failed=(), state="Done", incomplete=()):
+    """An asset scan walked to `state` at time `t` with `results`; families in `failed` Failed,
+    those in `incomplete` Done but with reason Error (a scanner of theirs could not scan)."""
     scan_id = ok(api.post("/api/assetScans", json={"asset": {"id": asset_id}}), 201)["id"]
     steps = [("Scheduled", "Provisioning"), ("ReadyToScan", "ResourcesReady"), ("InProgress", "ScannerIsRunning")]
     for step, reason in steps:
@@ -86,7 +87,8 @@ def finished_scan(api, asset_id, t, results, failed=(), state="Done"):
         ok(api.patch(f"/api/assetScans/{scan_id}", json={"status": status}))
     body = {"status": {"state": state, "reason": "Success" if state == "Done" else "Error", "lastTransitionTime": t}}
     for family, items in results.items():
-        body[family] = {"status": scanner_status("Done", t), RESULTS_KEYS[family]: items}
+        reason = "Error" if family in incomplete else None
+        body[family] = {"status": scanner_status("Done", t, reason), RESULTS_KEYS[family]: items}
     for family in failed:
         body[family] = {"status": scanner_status("Failed", t)}
     ok(api.patch(f"/api/assetScans/{scan_id}", json=body))
@@ -272,6 +274,29 @@ def test_family_done_with_no_results_invalidates_its_findings(api):
     process_asset_scan(finished_scan(api, asset, T2, {"secrets": []}))
     assert {af["invalidatedOn"] for af in asset_findings(api, asset).values()} == {T2}
     assert asset_summary(api, asset)["totalSecrets"] == 0
+
+
+def test_incomplete_family_adds_its_findings_but_invalidates_nothing(api):
+    """malware Done/Error: yara scanned, clam could not; what clam found before is not gone."""
+    asset = make_asset(api, "web")
+    process_asset_scan(finished_scan(api, asset, T1, {"secrets": [secret("fp-1")]}))
+    counts = process_asset_scan(finished_scan(api, asset, T2, {"secrets": [secret("fp-2")]}, incomplete=("secrets",)))
+    assert counts["invalidated"] == 0
+    on_asset = asset_findings(api, asset)
+    assert "invalidatedOn" not in on_asset[("Secret", "fp-1")] and on_asset[("Secret", "fp-1")]["lastSeen"] == T1
+    assert on_asset[("Secret", "fp-2")]["lastSeen"] == T2
+    assert asset_summary(api, asset)["totalSecrets"] == 2
+    # A later complete run that sees neither is what ends them.
+    process_asset_scan(finished_scan(api, asset, T3, {"secrets": []}))
+    assert {af["invalidatedOn"] for af in asset_findings(api, asset).values()} == {T3}
+
+
+def test_a_later_incomplete_scan_processed_first_does_not_end_history(api):
+    asset = make_asset(api, "web")
+    process_asset_scan(finished_scan(api, asset, T3, {"secrets": []}, incomplete=("secrets",)))
+    process_asset_scan(finished_scan(api, asset, T1, {"secrets": [secret("fp-1")]}))
+    finding = asset_findings(api, asset)[("Secret", "fp-1")]
+    assert "invalidatedOn" not in finding and finding["lastSeen"] == T1
 
 
 def test_unfinished_or_missing_scan_is_not_processed(api):
