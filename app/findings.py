@@ -119,10 +119,10 @@ def make_plan(document, revision):
             plan.findings.setdefault(key, info)
             _note_package(plan, key, info)
         plan.counts[api_key] = len(keys)
-        if family.finding_type and ran_fully(block["status"]["state"], block["status"].get("reason")):
-            plan.invalidated_types.append(family.finding_type)  # plugin findings are never invalidated
-        else:
-            plan.plugins = len(keys)
+        if not family.finding_type:
+            plan.plugins = len(keys)  # plugin findings are never invalidated
+        elif ran_fully(block["status"]["state"], block["status"].get("reason")):
+            plan.invalidated_types.append(family.finding_type)
     return plan
 
 

@@ -286,6 +286,7 @@ def test_incomplete_family_adds_its_findings_but_invalidates_nothing(api):
     assert "invalidatedOn" not in on_asset[("Secret", "fp-1")] and on_asset[("Secret", "fp-1")]["lastSeen"] == T1
     assert on_asset[("Secret", "fp-2")]["lastSeen"] == T2
     assert asset_summary(api, asset)["totalSecrets"] == 2
+    assert asset_summary(api, asset)["totalPlugins"] == 0
     # A later complete run that sees neither is what ends them.
     process_asset_scan(finished_scan(api, asset, T3, {"secrets": []}))
     assert {af["invalidatedOn"] for af in asset_findings(api, asset).values()} == {T3}
