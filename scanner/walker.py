@@ -79,7 +79,8 @@ class Visitor:
     read). A visitor that wants the file gets its content through `feed()`, chunk by chunk,
     then exactly one `end()`. `complete` is True only when the visitor received the whole
     file: False when the read failed, the file outgrew `max_file_size`, `feed()` raised, or
-    the visitor itself stopped by returning False. `finish()` runs once after the walk.
+    the visitor itself stopped by returning False. Every directory the walk enters (the root
+    first) goes to `directory()` with its fstat result. `finish()` runs once after the walk.
     """
 
     name: str = "visitor"
@@ -92,6 +93,9 @@ class Visitor:
         return None
 
     def end(self, entry: Entry, complete: bool) -> None:
+        pass
+
+    def directory(self, path: str, st: os.stat_result) -> None:
         pass
 
     def finish(self) -> None:
@@ -189,7 +193,7 @@ class _Walk:
             for frame in self.stack:
                 _close(frame.fd)
         for visitor in self.visitors:
-            self._call(visitor, "finish", None)
+            self._call(visitor, "finish", "(finish)")
         self.stats.seconds = time.monotonic() - started
         return self.stats
 
@@ -205,6 +209,9 @@ class _Walk:
             return
         self.stats.directories += 1
         self.seen_dirs.add((st.st_dev, st.st_ino))
+        where = display(path)
+        for visitor in self.visitors:
+            self._call(visitor, "directory", where, path, st)
         self.stack.append(_Dir(path, (st.st_dev, st.st_ino), names, fd))
         # Keep only the deepest few fds open: a 10,000-deep tree must not exhaust RLIMIT_NOFILE.
         if len(self.stack) > self.held_fds:
@@ -340,13 +347,17 @@ class _Walk:
             return False
         return True
 
-    def _call(self, visitor, method, entry, *args):
-        """Call a visitor method; a visitor that raises is recorded, not allowed to stop the walk."""
+    def _call(self, visitor, method, at, *args):
+        """Call a visitor method; a visitor that raises is recorded, not allowed to stop the walk.
+
+        `at` says where, for the record: the Entry (displayed only on error: this is the hot
+        path) or a display string.
+        """
         try:
             return getattr(visitor, method)(*args)
         except Exception as exc:  # noqa: BLE001 - hostile content must not kill the scan
             name = display(getattr(visitor, "name", type(visitor).__name__))
-            where = entry.display_path if entry is not None else "(finish)"
+            where = at.display_path if isinstance(at, Entry) else at
             self.stats.skip("visitor-error", f"{name}: {method}: {where}: {display(repr(exc))[:300]}")
             return _FAILED
 

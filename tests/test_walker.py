@@ -354,21 +354,47 @@ def test_a_visitor_that_raises_is_isolated(hostile):
             if self.fail_in == "end" and entry.path == "/data/empty":
                 raise KeyError(entry.path)
 
+        def directory(self, path, st):
+            if self.fail_in == "directory" and path == "/etc":
+                raise PermissionError("no")
+
         def finish(self):
             if self.fail_in == "finish":
                 raise OSError("disk full")
 
     good = Recorder("good")
-    visitors = [Broken(f"broken-{where}", where) for where in ("wants", "feed", "end", "finish")]
-    stats = walk_within(30, hostile["root"], [visitors[0], visitors[1], good, visitors[2], visitors[3]])
+    visitors = [Broken(f"broken-{where}", where) for where in ("wants", "feed", "end", "directory", "finish")]
+    stats = walk_within(30, hostile["root"], [visitors[0], visitors[1], good, *visitors[2:]])
     assert good.data == hostile["files"]
-    assert stats.skipped["visitor-error"] == 4
+    assert stats.skipped["visitor-error"] == 5
     assert stats.examples["visitor-error"] == [  # in walk order, hostile text escaped
         "broken-end: end: /data/empty: KeyError('/data/empty')",
         "broken-feed: feed: /data/multi.bin: RuntimeError('parser crashed')",
+        "broken-directory: directory: /etc: PermissionError('no')",
         "broken-wants: wants: /etc/passwd: ValueError('bad\\\\nname')",
         "broken-finish: finish: (finish): OSError('disk full')",
     ]
+
+
+def test_every_directory_entered_is_shown_to_the_visitors_once(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/cron.d").mkdir(parents=True)
+    (root / "srv").mkdir(mode=0o777)
+    os.chmod(root / "srv", 0o777)  # not masked by the umask
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (root / "link").symlink_to("etc")  # a link to a directory is not entered
+    os.link(root / "etc/passwd", root / "srv/passwd")
+
+    class Directories(Visitor):
+        seen = []
+
+        def directory(self, path, st):
+            self.seen.append((path, stat.S_IMODE(st.st_mode), stat.S_ISDIR(st.st_mode)))
+
+    stats = walk_within(30, str(root), [Directories()])
+    assert Directories.seen == [("/", 0o755, True), ("/etc", 0o755, True), ("/etc/cron.d", 0o755, True),
+                                ("/srv", 0o777, True)]
+    assert stats.directories == 4
 
 
 @pytest.mark.parametrize("o_path", [True, False], ids=["o-path-reopen", "plain-open"])
