@@ -50,6 +50,8 @@ def _results(outcome, family):
 
 def storable(value):
     """`value` (decoded JSON) with every NUL and lone surrogate in its strings and keys escaped visibly."""
+    # One-way: a literal '\x00' text on the target looks the same as an escaped NUL. Backslashes are
+    # not doubled to tell them apart, since that would alter ordinary data such as Windows paths.
     if isinstance(value, str):
         return _storable_text(value)
     if isinstance(value, dict):

@@ -8,18 +8,22 @@ match the SBOM's packages and exploits look up the vulnerabilities' CVE ids. A
 family that fails is reported as Failed with its reason; the families after it
 that need it fail too, the others carry on.
 
-When a scanner of a content family could not scan at all (it reported errors and
-no results on an input: ClamAV without a signature database, yara without rules,
-a tool that would not start), the family is never reported clean:
-- every scanner of the family failed: the family is Failed, with their errors;
-- some failed, others scanned: the family is Done with what the others found
-  (the control plane turns only Done blocks into findings, so yara's findings are
-  kept when clam cannot run), its message starts with "<scanner> failed", and the
-  family is listed in `Outcome.incomplete`, its reason is Error (so the control plane
-  keeps the family's earlier findings valid), and the asset scan fails as a whole
-  (Failed/Error, "families incomplete: malware (clam failed)") and the CLI's exit
-  code. A scanner with some results and some errors scanned partially: Done, with
-  the errors in the message.
+A scanner says whether it scanned its input (ScannerResult.scanned). It did not, at
+all, only when it had nothing to scan with or could not run: ClamAV without a
+signature database or with neither clamd nor clamscan running, or cancelled; yara
+without a single usable rule; chkrootkit or lynis that would not run; any scanner
+whose run() or finish() raised. Then the family is never reported clean:
+- no scanner of the family scanned and none found anything: the family is Failed,
+  with their errors;
+- otherwise the family is Done with what was found (the control plane turns only
+  Done blocks into findings, so yara's findings are kept when clam cannot run), its
+  message starts with "<scanner> failed", it is listed in `Outcome.incomplete`, its
+  reason is Error (so the control plane keeps the family's earlier findings valid),
+  and the asset scan fails as a whole (Failed/Error, "families incomplete: malware
+  (clam failed)") as does the CLI's exit code.
+Errors of a scanner that did scan are partial (a file clamd could not reach, one
+rule file that does not compile, one misconfiguration check that raised): the
+family is Done/Success with the errors in its message, even on a clean host.
 Scanners the original had but this scanner does not (config.UNAVAILABLE) are
 named in their family's message; the family runs its other scanners.
 Every block and its stats pass through results.storable() before anyone sees
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from scanner import cyclonedx
 from scanner.config import FILESYSTEM_INPUTS, FamilyConfig, Input
 from scanner.exploits import cve_ids_from_vulnerabilities, find_exploits, read_cve_csv
+from scanner.family import ScannerResult
 from scanner.infofinder import SshTopologyScanner
 from scanner.malware import ClamScanner, YaraScanner
 from scanner.misconfigurations import LynisScanner, NativeScanner
@@ -85,8 +90,13 @@ class Outcome:
     ended: str | None = None
 
     @property
+    def families_failed(self):
+        """API keys of the families that ended Failed."""
+        return [name for name, block in self.blocks.items() if block["status"]["state"] == "Failed"]
+
+    @property
     def failed(self):
-        """Families that failed, or that are Done but incomplete (a scanner of theirs could not scan)."""
+        """API keys of the families that fail the asset scan: the Failed ones and the incomplete ones."""
         return [name for name, block in self.blocks.items()
                 if block["status"]["state"] == "Failed" or name in self.incomplete]
 
@@ -95,9 +105,8 @@ class Outcome:
         """Why the asset scan did not succeed as a whole ("families failed: ...", "families incomplete: ..."),
         or "" when it did."""
         parts = []
-        failed = [name for name in self.failed if name not in self.incomplete]
-        if failed:
-            parts.append("families failed: " + ", ".join(failed))
+        if self.families_failed:
+            parts.append("families failed: " + ", ".join(self.families_failed))
         if self.incomplete:
             parts.append("families incomplete: " + ", ".join(f"{name} ({why})"
                                                              for name, why in self.incomplete.items()))
@@ -325,13 +334,20 @@ def walk_with_scanners(root, scanners, visitors=()):
 
 
 def _finish_all(scanners, run_errors):
-    """[(scanner name, ScannerResult)] of the scanners of one family on one input."""
+    """[(scanner name, ScannerResult)] of the scanners of one family on one input.
+
+    A scanner whose run() or finish() raised did not scan the input.
+    """
     finished = []
     for scanner in scanners:
-        result = scanner.finish()
+        try:
+            result = scanner.finish()
+        except Exception as error:  # noqa: BLE001 - reported as this scanner's error
+            result = ScannerResult(errors=[f"{scanner.name}: {type(error).__name__}: {error}"], scanned=False)
         error = run_errors.get(scanner)
         if error is not None:
             result.errors.append(f"{scanner.name}: {type(error).__name__}: {error}")
+            result.scanned = False
         finished.append((scanner.name, result))
     return finished
 
@@ -339,14 +355,14 @@ def _finish_all(scanners, run_errors):
 def _content_block(name, per_input, incomplete):
     """The API result block of a content family from its scanners' results on every input.
 
-    A scanner that could not scan (errors, no results) is noted in `incomplete`; all of them: the family fails.
+    A scanner that did not scan an input is noted in `incomplete`; none scanned and nothing found: the family fails.
     """
     family = FAMILIES_BY_CONFIG_KEY[name]
     pairs = [pair for finished in per_input for pair in finished]
     results = [item for _, result in pairs for item in result.results]
     errors = [error for _, result in pairs for error in result.errors]
-    failed = [scanner for scanner, result in pairs if result.errors and not result.results]
-    if pairs and len(failed) == len(pairs):
+    failed = [scanner for scanner, result in pairs if not result.scanned]
+    if pairs and len(failed) == len(pairs) and not results:
         raise RuntimeError("; ".join(errors[:5]))
     notes = [note for _, result in pairs for note in result.notes]
     failures = []

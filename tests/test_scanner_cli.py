@@ -19,6 +19,8 @@ from scanner.api_client import ApiClient, ApiError
 from scanner.reporter import Reporter
 from scanner.run import Outcome
 from scanner.vocabulary import scanner_status
+from test_malware import clamd_that_starts_once
+from test_walker import make_deep
 
 def dist_info(root, name, version):
     folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
@@ -399,6 +401,41 @@ def test_a_family_whose_scanners_all_fail_is_failed(tmp_path, root, config_file)
     status = json.loads((tmp_path / "out/assetscan.json").read_text())["malware"]["status"]
     assert status["state"] == "Failed"
     assert "no ClamAV signature database" in status["message"] and "does not exist" in status["message"]
+
+
+def test_a_partial_clam_error_on_a_clean_host_leaves_the_scan_successful(tmp_path, app, api, live_server, root,
+                                                                        config_file, signatures, rules):
+    # clamd scans the clean tree, but the second clamd (for the paths too long for the first) does not
+    # start: an error about some files, not a scanner that could not scan.
+    (root / "nest").mkdir()
+    make_deep(root / "nest", 140)
+    config = config_file(malware={"enabled": True, "scanners_list": ["clam", "yara"], "scanners_config": {
+        "clam": {"database_dir": str(signatures), "clam_daemon_binary_path": str(clamd_that_starts_once(tmp_path))},
+        "yara": {"rule_paths": [str(rules)]}}})
+    result, asset_scan_id = scan_through_the_api(tmp_path, app, api, live_server, root, config)
+    assert result.returncode == 0, result.stderr
+
+    stored = api.get(f"/api/assetScans/{asset_scan_id}").get_json()
+    status = stored["malware"]["status"]
+    assert (status["state"], status["reason"]) == ("Done", "Success")
+    assert status["message"].startswith("0 found; clam: files with very long paths: clamd exited with status 3: ")
+    assert stored["malware"]["malware"] == []
+    assert (stored["status"]["state"], stored["status"]["reason"]) == ("Done", "Success")
+    assert "message" not in stored["status"]
+
+
+def test_a_yara_rule_file_that_does_not_compile_beside_one_that_does_is_a_partial_error(tmp_path, root, config_file,
+                                                                                         rules):
+    (rules / "broken.yara").write_text("rule Broken { condition: $missing }\n")
+    config = config_file(malware={"enabled": True, "scanners_list": ["yara"],
+                                  "scanners_config": {"yara": {"rule_paths": [str(rules)]}}})
+    result = scanner("scan", "--config", config, "--input", f"rootfs:{root}", "--output", tmp_path / "out",
+                     "--state-dir", tmp_path / "state")
+    assert result.returncode == 0, result.stderr
+    block = json.loads((tmp_path / "out/assetscan.json").read_text())["malware"]
+    assert (block["status"]["state"], block["status"]["reason"]) == ("Done", "Success")
+    assert block["status"]["message"].startswith(f"0 found; yara: cannot compile {rules / 'broken.yara'}: ")
+    assert block["malware"] == []
 
 
 @pytest.mark.parametrize("listed, ran", [(["native", "cisdocker"], ["native"]), (["cisdocker"], ["native"])])

@@ -174,5 +174,5 @@ class SshTopologyScanner(FamilyScanner):
 
     def finish(self):
         if self.files is None:
-            return ScannerResult(errors=["sshTopology: the walk never ran"])
+            return ScannerResult(errors=["sshTopology: the walk never ran"], scanned=False)
         return ScannerResult(results=self.files.results(), notes=self.files.notes())

@@ -76,9 +76,9 @@ class LynisScanner(FamilyScanner):
 
     def finish(self):
         if self.error:
-            return ScannerResult(errors=[self.error])
+            return ScannerResult(errors=[self.error], scanned=False)
         if self.report is None:
-            return ScannerResult(errors=["lynis: did not run"])
+            return ScannerResult(errors=["lynis: did not run"], scanned=False)
         return ScannerResult(results=parse_report(self.report, self.root))
 
 

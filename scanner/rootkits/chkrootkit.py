@@ -107,9 +107,9 @@ class ChkrootkitScanner(FamilyScanner):
 
     def finish(self):
         if self.error:
-            return ScannerResult(errors=[self.error])
+            return ScannerResult(errors=[self.error], scanned=False)
         if self.output is None:
-            return ScannerResult(errors=["chkrootkit: did not run"])
+            return ScannerResult(errors=["chkrootkit: did not run"], scanned=False)
         results = parse_output(self.output, self.view, bool(self.settings.get("include_hidden_files")))
         notes = [f"chkrootkit: not run, host-only: {', '.join(sorted(HOST_ONLY_TESTS))}"]
         return ScannerResult(results=results, notes=notes)
