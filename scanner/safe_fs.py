@@ -141,9 +141,25 @@ def open_in_root(root, path):
     """
     if "\0" in path:  # paths often come from the scanned disk's own files (package databases)
         raise OSError(errno.EINVAL, "NUL in path", path)
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = open_dir_in_root(root)
     try:
         return _resolve(root_fd, path)
+    finally:
+        os.close(root_fd)
+
+
+def open_dir_in_root(root, path="/"):
+    """Open the directory at in-root `path`; returns a read-only fd.
+
+    Unlike open_in_root, no component may be a link (ELOOP or ENOTDIR then), as in the
+    walk: a directory is listed only where it really is. '..' and NUL are refused (EINVAL).
+    """
+    names = _components(path)
+    if ".." in names or "\0" in path:
+        raise OSError(errno.EINVAL, "'..' or NUL in path", path)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _open_chain(root_fd, reversed(names))
     finally:
         os.close(root_fd)
 

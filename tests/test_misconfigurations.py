@@ -3,6 +3,8 @@
 import hashlib
 import os
 import shutil
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,10 @@ import pytest
 from app.validation import schema_validator
 from scanner.misconfigurations import LynisScanner, NativeScanner
 from scanner.misconfigurations.lynis import parse_report
-from scanner.misconfigurations.sudoers import MAX_INCLUDE_DEPTH
+from scanner.misconfigurations import common, permissions, sudoers
+from scanner.misconfigurations.sudoers import MAX_INCLUDE_DEPTH, SudoersChecks
+from scanner.safe_fs import open_dir_in_root
+from scanner.walker import Entry
 from conftest import need, run_scanners, write_file
 
 # Where LynisScanner looks for it: PATH, then the sbin directories a user's PATH may lack.
@@ -390,6 +395,163 @@ def test_sudoers_include_depth_is_bounded(tmp_path):
 
     assert sorted(item["message"].split()[0] for item in found) == sorted(
         [f"user{number}" for number in range(1, MAX_INCLUDE_DEPTH + 1)] + ["loop"])
+
+
+def test_sudoers_alias_chain_with_repeated_members_is_linear(tmp_path):
+    # Each alias lists the next one three times: walking down every path is 3**60 steps.
+    root = tmp_path / "root"
+    levels = 60
+    lines = []
+    for prefix, kind, last in [("C", "Cmnd_Alias", "/bin/true"), ("A", "Cmnd_Alias", "/bin/true, ALL"),
+                               ("U", "User_Alias", "alice")]:
+        lines += [f"{kind} {prefix}{n} = {prefix}{n + 1}, {prefix}{n + 1}, {prefix}{n + 1}" for n in range(levels)]
+        lines.append(f"{kind} {prefix}{levels} = {last}")
+    lines += ["U0 ALL=(ALL) NOPASSWD: C0", "U0 ALL=(ALL) NOPASSWD: A0"]
+    write_file(root, "/etc/sudoers", "\n".join(lines) + "\n", mode=0o440)
+    found = []
+    judge = threading.Thread(target=lambda: found.extend(SudoersChecks(str(root)).results()), daemon=True)
+
+    judge.start()
+    judge.join(60)  # a sanity bound only: it takes milliseconds
+
+    assert not judge.is_alive()
+    assert summary(found) == [("SUDO-002", f"/etc/sudoers:{3 * levels + 5}",
+                               "U0 may run any command (Cmnd_Alias A0) as ALL without a password", MEDIUM)]
+
+
+def count_reads(monkeypatch):
+    """The in-root paths the sudoers checks read, each as often as it was read."""
+    reads = []
+
+    def counting(root, path, limit):
+        reads.append(path)
+        return common.read_config(root, path, limit)
+
+    monkeypatch.setattr(sudoers, "read_config", counting)
+    return reads
+
+
+def test_sudoers_include_fan_out_reads_each_file_once(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    big = "# padding\n" * (400 * 1024) + "mallory ALL=(ALL) NOPASSWD: ALL\n"  # 4 MiB, the most a file may be
+    write_file(root, "/srv/big", big)
+    write_file(root, "/srv/d/one", "@include /srv/big\n")
+    write_file(root, "/etc/sudoers", "@include /srv/big\n@include ../srv/./big\n@includedir /srv/d\n" * 1000)
+    reads = count_reads(monkeypatch)
+
+    result = run_scanners(NativeScanner(str(root), {}))
+
+    assert summary(result.results) == [
+        ("SUDO-002", "/srv/big:409601", "mallory may run any command as ALL without a password", MEDIUM)]
+    assert sorted(reads) == ["/etc/sudoers", "/srv/big", "/srv/d/one"]
+    assert result.notes == []
+
+
+def test_sudoers_policy_size_and_file_count_are_bounded(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    write_file(root, "/etc/sudoers", "".join(f"@include /srv/p/{n}\n" for n in range(40)))
+    for n in range(40):
+        write_file(root, f"/srv/p/{n}", f"user{n} ALL=(ALL) NOPASSWD: ALL\n" + "#" * 1000 + "\n")
+    monkeypatch.setattr(sudoers, "MAX_POLICY_BYTES", 10_000)
+    reads = count_reads(monkeypatch)
+
+    result = run_scanners(NativeScanner(str(root), {}))
+
+    sizes = [(root / path.lstrip("/")).stat().st_size for path in reads]
+    read = len(reads) - 1  # /etc/sudoers, then files until they come to 10,000 bytes, and no more
+    assert sum(sizes[:-1]) < 10_000 <= sum(sizes) and read == 9
+    assert reads == ["/etc/sudoers"] + [f"/srv/p/{n}" for n in range(read)]
+    assert sorted(item["message"].split()[0] for item in result.results) == sorted(f"user{n}" for n in range(read))
+    assert result.notes == ["native: sudoers: the policy is larger than 10000 bytes; the rest was not read"]
+
+    monkeypatch.setattr(sudoers, "MAX_POLICY_BYTES", 16 * 1024**2)
+    monkeypatch.setattr(sudoers, "MAX_FILES", 4)
+    reads.clear()
+    result = run_scanners(NativeScanner(str(root), {}))
+    assert reads == ["/etc/sudoers", "/srv/p/0", "/srv/p/1", "/srv/p/2"] and len(result.results) == 3
+    assert result.notes == ["native: sudoers: more than 4 files and directories included; the rest were not read"]
+
+
+def test_sudoers_kept_lines_and_members_are_bounded(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    members = ", ".join(f"/bin/x{n}" for n in range(1000))
+    write_file(root, "/etc/sudoers", f"Cmnd_Alias MANY = {members}, ALL\nbob ALL=(ALL) NOPASSWD: MANY\n"
+                                     "carol ALL=(ALL) NOPASSWD: ALL\n")
+    monkeypatch.setattr(sudoers, "MAX_KEPT", 500)
+
+    checks = SudoersChecks(str(root))
+    assert checks.results() == []  # MANY was cut before ALL, and the policy before bob and carol
+    assert checks.notes == ["native: sudoers: more than 500 rule lines and alias members; the rest was not judged"]
+
+
+def test_sudoers_files_are_read_on_demand_not_kept_from_the_walk(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    write_file(root, "/etc/sudoers", "root ALL=(ALL) ALL\n", mode=0o440)
+    for n in range(50):
+        write_file(root, f"/etc/sudoers.d/file{n}", "x" * 100_000 + "\n")  # nothing includes them
+    reads = count_reads(monkeypatch)
+    scanner = NativeScanner(str(root), {})
+    entry = Entry("/etc/sudoers.d/file0", 100_001, stat.S_IFREG | 0o440, 0.0)
+
+    assert not any(visitor.wants(entry) for visitor in scanner.visitors())
+    assert run_scanners(scanner).results == []
+    assert reads == ["/etc/sudoers"]
+
+
+def test_listing_caps_are_noted(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    write_file(root, "/etc/sudoers", "@includedir /etc/sudoers.d\n", mode=0o440)
+    for n in range(8):
+        write_file(root, f"/etc/sudoers.d/user{n}", f"user{n} ALL=(ALL) NOPASSWD: ALL\n")
+    for n in range(6):
+        (root / f"usr/lib/dir{n}").mkdir(parents=True)
+    monkeypatch.setattr(common, "MAX_LISTED", 5)
+    monkeypatch.setattr(permissions, "MAX_DIRECTORIES", 4)
+
+    result = run_scanners(NativeScanner(str(root), {}))
+
+    assert len(result.results) == 5  # five of the eight, in the directory's order
+    assert result.notes == ["native: more than 4 system directories; the rest were not checked for world-writable "
+                            "modes", "native: /etc/sudoers.d has more than 5 entries; only 5 were read"]
+
+
+def test_open_dir_in_root_follows_no_link(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/real").mkdir(parents=True)
+    (root / "etc/link").symlink_to("real")
+    os.close(open_dir_in_root(str(root), "/etc/./real/"))
+    for path in ("/etc/link", "/etc/real/../real", "/etc/real\0"):
+        with pytest.raises(OSError):
+            os.close(open_dir_in_root(str(root), path))
+
+
+def test_sysctl_only_character_devices_and_dev_null_mask(tmp_path):
+    root = tmp_path / "root"
+    for name, line in [("10-blk", "kernel.randomize_va_space = 0"), ("20-blklink", "net.ipv4.ip_forward = 1"),
+                       ("30-chr", "kernel.kptr_restrict = 0"), ("40-chrlink", "kernel.dmesg_restrict = 0"),
+                       ("50-hops", "fs.suid_dumpable = 2")]:
+        write_file(root, f"/usr/lib/sysctl.d/{name}.conf", line + "\n")
+    etc, dev = root / "etc/sysctl.d", root / "dev"
+    etc.mkdir(parents=True)
+    dev.mkdir()
+    try:
+        os.mknod(etc / "10-blk.conf", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+        os.mknod(dev / "loop0", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+        os.mknod(etc / "30-chr.conf", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        os.mknod(dev / "zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    except PermissionError:
+        pytest.skip("creating device nodes needs CAP_MKNOD")
+    (etc / "20-blklink.conf").symlink_to("/dev/loop0")  # a block device: ignored, hides nothing
+    (etc / "40-chrlink.conf").symlink_to("/dev/zero")  # systemd masks with any character device
+    (etc / "null").symlink_to("../../dev/null")
+    (etc / "50-hops.conf").symlink_to("null")  # ends at /dev/null, which the snapshot lacks: a mask
+
+    result = run_scanners(NativeScanner(str(root), {}))
+
+    assert summary(result.results) == [
+        ("KERN-001", "/usr/lib/sysctl.d/20-blklink.conf:1", "net.ipv4.ip_forward = 1", MEDIUM),
+        ("KERN-002", "/usr/lib/sysctl.d/10-blk.conf:1", "kernel.randomize_va_space = 0", HIGH),
+    ]
 
 
 # lynis

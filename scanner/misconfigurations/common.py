@@ -1,10 +1,10 @@
 """What every native misconfiguration check shares: the result shape, config-file lines and in-root reads."""
 
 import os
-import stat
 from dataclasses import dataclass
+from itertools import islice
 
-from scanner.safe_fs import open_dir_at
+from scanner.safe_fs import open_dir_in_root
 from scanner.walker import display, read_in_root
 
 SCANNER_NAME = "native"
@@ -60,13 +60,21 @@ def mode_text(mode):
     return f"{mode & 0o7777:04o}"
 
 
-class RootFiles:
-    """Config files by in-root path: the bytes the walk handed over, else a targeted read in the root.
+def read_config(root, path, limit):
+    """(display path, bytes) of the regular file at in-root `path`; None when there is none or it is larger.
 
-    A targeted read follows links the way a chroot would (an absolute target restarts at the
-    root, '..' stops there), so nothing outside the scanned root is ever read; `read()`
-    gives None for a name that is missing or is not a regular file (FIFO, device, loop).
+    The read follows links the way a chroot would (an absolute target restarts at the
+    root, '..' stops there), so nothing outside the scanned root is ever read; a FIFO,
+    device or loop is never a file here.
     """
+    try:
+        return display(path), read_in_root(root, path, limit=limit)
+    except OSError:
+        return None
+
+
+class RootFiles:
+    """Config files by in-root path: the bytes the walk handed over, else a targeted read_config()."""
 
     def __init__(self, root, limit):
         self.root = root
@@ -79,10 +87,7 @@ class RootFiles:
     def read(self, path):
         """(display path, bytes) of the file at in-root `path`, or None."""
         if path not in self.files:
-            try:
-                self.files[path] = (display(path), read_in_root(self.root, path, limit=self.limit))
-            except OSError:
-                self.files[path] = None
+            self.files[path] = read_config(self.root, path, self.limit)
         return self.files[path]
 
     def known(self):
@@ -93,34 +98,25 @@ class RootFiles:
 MAX_LISTED = 10_000  # names of one configuration directory
 
 
-def list_dir(root, path):
-    """Sorted (name, lstat, link target or None) of the entries of the in-root directory `path`.
+def list_dir(root, path, notes):
+    """Sorted names of the entries of the in-root directory `path`.
 
     Every component is opened without following links, as the walk does (a directory that
-    is a link is not listed: []), and at most MAX_LISTED names are looked at.
+    is a link is not listed: []). At most MAX_LISTED names are read, in the directory's
+    own order, so a hostile directory costs no more; `notes` says when there were more.
     """
     try:
-        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = open_dir_in_root(root, path)
     except OSError:
         return []
-    fd = root_fd
     try:
-        for name in path.strip("/").split("/"):
-            if name in ("", ".", ".."):
-                return []
-            fd, parent = open_dir_at(name, fd), fd
-            os.close(parent)
-        found = []
-        for name in sorted(os.listdir(fd))[:MAX_LISTED]:
-            if "/" not in name and "\0" not in name:
-                try:
-                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                    target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(info.st_mode) else None
-                except OSError:  # gone or changed since the listing
-                    continue
-                found.append((name, info, target))
-        return found
+        with os.scandir(fd) as listing:
+            names = [item.name for item in islice(listing, MAX_LISTED + 1)]
     except OSError:
         return []
     finally:
         os.close(fd)
+    if len(names) > MAX_LISTED:
+        del names[MAX_LISTED:]
+        notes.append(f"native: {display(path)} has more than {MAX_LISTED} entries; only {MAX_LISTED} were read")
+    return sorted(names)

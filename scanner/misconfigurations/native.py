@@ -1,9 +1,11 @@
 """The `native` misconfiguration scanner: our own checks, riding the shared walk.
 
-Each check module is a walker visitor over the files it needs (sshd_config and its
-includes, the account databases, sudoers, crontabs, sysctl configuration) or over the
-modes every file has (world-writable and set-ID files). Beside the walk runs only the
-listing of system directories for their modes (the walk shows visitors files only).
+Most check modules are walker visitors over the files they need (sshd_config and its
+includes, the account databases, crontabs) or over the modes every file has
+(world-writable and set-ID files). Beside the walk runs the listing of system
+directories for their modes (the walk shows visitors files only). The sudo policy and
+the sysctl configuration are read after it, file by file as they name or mask each
+other, so that what the walk hands over is not held in memory on the chance of use.
 Check ids are stable: SSH-0xx, ACC-0xx, SUDO-0xx, CRON-0xx, KERN-0xx, FILE-0xx.
 """
 
@@ -29,23 +31,24 @@ class NativeScanner(FamilyScanner):
         super().__init__(root, settings)
         self.checks = None
         self.directories = []
+        self.notes = []
 
     def visitors(self):
-        self.checks = [SshdChecks(self.root), AccountChecks(), SudoersChecks(self.root), CronChecks(),
-                       SysctlChecks(self.root), PermissionChecks()]
+        self.checks = [SshdChecks(self.root), AccountChecks(), CronChecks(), PermissionChecks()]
         return self.checks
 
     def run(self):
-        self.directories = writable_directories(self.root)
+        self.directories = writable_directories(self.root, self.notes)
 
     def finish(self):
         if self.checks is None:
             return ScannerResult(errors=["native: the walk never ran"])
-        results, errors = list(self.directories), []
-        for check in self.checks:
+        results, errors, notes = list(self.directories), [], list(self.notes)
+        for check in self.checks + [SudoersChecks(self.root), SysctlChecks(self.root)]:
             try:
                 results.extend(check.results())
             except Exception as error:  # noqa: BLE001 - one broken check must not hide the others
                 errors.append(f"{check.name}: {type(error).__name__}: {error}")
+            notes.extend(getattr(check, "notes", []))  # the bounds a hostile target made it stop at
         results.sort(key=lambda item: (SEVERITY_ORDER[item["severity"]], item["id"], item["location"]))
-        return ScannerResult(results=results, errors=errors)
+        return ScannerResult(results=results, errors=errors, notes=notes)

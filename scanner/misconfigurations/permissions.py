@@ -17,9 +17,10 @@ walk): directory fds opened without following links, no file opened, bounded.
 
 import os
 import stat
+from itertools import islice
 
 from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, mode_text
-from scanner.safe_fs import open_dir_at
+from scanner.safe_fs import open_dir_at, open_dir_in_root
 from scanner.walker import Visitor, display
 
 CATEGORY = "file-permissions"
@@ -81,18 +82,24 @@ def is_known_setid(path):
     return name in KNOWN_SETID and path.startswith(PROGRAM_DIRS)
 
 
-def writable_directories(root):
-    """FILE-003 findings: world-writable directories among `system_directories(root)`."""
+def writable_directories(root, notes):
+    """FILE-003 findings: world-writable directories among the first MAX_DIRECTORIES of `system_directories(root)`."""
     findings = []
+    listed = system_directories(root)
     try:
-        for path, mode in system_directories(root):
+        for path, mode in islice(listed, MAX_DIRECTORIES):
             if mode & 0o002:
                 sticky = bool(mode & stat.S_ISVTX)
                 kind = "world-writable (sticky)" if sticky else "world-writable"
                 findings.append(WRITABLE_DIRECTORY.finding(path, f"directory {path} is {kind} (mode "
                                                                  f"{mode_text(mode)})", MEDIUM if sticky else None))
+        if next(listed, None) is not None:
+            notes.append(f"native: more than {MAX_DIRECTORIES} system directories; the rest were not checked "
+                         "for world-writable modes")
     except OSError:  # the root itself: the walk reports that
         pass
+    finally:
+        listed.close()  # closes the directories it holds open
     return findings
 
 
@@ -101,10 +108,11 @@ def system_directories(root):
 
     As in the walk: directories are opened without following links (a link is not a
     directory here) and checked against the lstat that chose them, other filesystems are
-    not entered, a directory is listed once; at most MAX_DEPTH deep and MAX_DIRECTORIES
-    in all. Names are told apart by the listing's file type, so files are never looked up.
+    not entered, a directory is listed once; at most MAX_DEPTH deep. Listings are read
+    lazily and names told apart by the listing's file type, so files are never looked up
+    and a huge directory costs only as much of it as the caller takes.
     """
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    root_fd = open_dir_in_root(root)
     try:
         st = os.fstat(root_fd)
         seen = {(st.st_dev, st.st_ino)}
@@ -118,32 +126,35 @@ def system_directories(root):
 def _directories(fd, path, way, device, seen):
     """The directories in `fd` (at in-root `path`): the next name of `way`, or, past its end, all."""
     if way:
-        names, way = way[:1], way[1:]
-    else:
-        try:
-            with os.scandir(fd) as listing:
-                names = sorted(item.name for item in listing if item.is_dir(follow_symlinks=False))
-        except OSError:
+        yield from _directory(fd, path, way[0], way[1:], device, seen)
+        return
+    try:
+        with os.scandir(fd) as listing:
+            for item in listing:
+                if item.is_dir(follow_symlinks=False):
+                    yield from _directory(fd, path, item.name, way, device, seen)
+    except OSError:  # the listing failed part way: what was found stands
+        return
+
+
+def _directory(fd, path, name, way, device, seen):
+    """The directory `name` in `fd`, if it is one on this filesystem not seen before, and those in it."""
+    try:
+        chosen = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISDIR(chosen.st_mode) or chosen.st_dev != device:
             return
-    for name in names:
-        if len(seen) >= MAX_DIRECTORIES or "/" in name or "\0" in name:
-            continue
-        try:
-            chosen = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if not stat.S_ISDIR(chosen.st_mode) or chosen.st_dev != device:
-                continue
-            child = open_dir_at(name, fd)
-        except OSError:
-            continue
-        try:
-            opened = os.fstat(child)
-            ident = (opened.st_dev, opened.st_ino)
-            if ident != (chosen.st_dev, chosen.st_ino) or ident in seen:  # swapped since lstat, or a loop
-                continue
-            seen.add(ident)
-            child_path = f"{path}/{name}"
-            yield display(child_path), opened.st_mode
-            if child_path.count("/") < MAX_DEPTH:
-                yield from _directories(child, child_path, way, device, seen)
-        finally:
-            os.close(child)
+        child = open_dir_at(name, fd)
+    except OSError:
+        return
+    try:
+        opened = os.fstat(child)
+        ident = (opened.st_dev, opened.st_ino)
+        if ident != (chosen.st_dev, chosen.st_ino) or ident in seen:  # swapped since lstat, or a loop
+            return
+        seen.add(ident)
+        child_path = f"{path}/{name}"
+        yield display(child_path), opened.st_mode
+        if child_path.count("/") < MAX_DEPTH:
+            yield from _directories(child, child_path, way, device, seen)
+    finally:
+        os.close(child)

@@ -6,9 +6,11 @@ of that directory in name order (not those whose name ends in '~' or contains a 
 relative path is relative to the including file's directory; `%h` is the target's short
 host name (from its /etc/hostname). Every path resolves inside the scanned root, links
 too (an absolute target restarts at the root, '..' stops there), so nothing outside it
-is read; includes nest at most MAX_INCLUDE_DEPTH deep, a file never includes itself
-again, and at most MAX_FILES files are read. The files of /etc/sudoers.d come from the
-walk, others by a targeted read.
+is read. Files are read on demand, not from the walk, and one at a time as the lines
+are used; a path is read (a directory listed) once per policy, since a second reading
+finds nothing new. Includes nest at most MAX_INCLUDE_DEPTH deep, at most MAX_FILES
+files and directories and MAX_POLICY_BYTES are read, at most MAX_KEPT rule lines and
+alias members are kept; a note says when a bound cut the policy short.
 
 A rule is `WHO HOSTS = [(RUNAS)] [TAGS:] COMMAND, ...`; a tag such as NOPASSWD: holds for
 the commands after it until another tag changes it, and a command of ALL means any
@@ -17,11 +19,11 @@ them after reading it all): a Cmnd_Alias whose members include ALL (through othe
 aliases too) is any command, a User_Alias that includes ALL is every user.
 """
 
+import io
 import posixpath
 import re
 
-from scanner.misconfigurations.common import HIGH, MEDIUM, Check, RootFiles, at, list_dir
-from scanner.walker import WholeFileVisitor
+from scanner.misconfigurations.common import HIGH, MEDIUM, Check, at, list_dir, read_config
 
 CATEGORY = "sudo"
 EVERYONE = Check("SUDO-001", CATEGORY, HIGH, "Every user may run any command as root without a password, so any "
@@ -34,16 +36,18 @@ NO_AUTHENTICATE = Check("SUDO-003", CATEGORY, HIGH, "`Defaults !authenticate` tu
                         "sudo rule it covers.", "Remove `!authenticate` from the Defaults line.")
 
 SUDOERS = "/etc/sudoers"
-WALKED_DIR = "/etc/sudoers.d"
+MAX_FILE_SIZE = 4 * 1024**2
 MAX_INCLUDE_DEPTH = 16
-MAX_FILES = 1000
-MAX_ALIAS_DEPTH = 64
+MAX_FILES = 1000  # files read and directories listed
+MAX_POLICY_BYTES = 16 * 1024**2
+MAX_KEPT = 100_000  # rule lines and alias members held until the policy is judged
 
 ALIAS_KINDS = {"User_Alias": "user", "Runas_Alias": "runas", "Host_Alias": "host", "Cmnd_Alias": "command",
                "Cmd_Alias": "command"}
 ALIAS_LINE = re.compile(r"(User_Alias|Runas_Alias|Host_Alias|Cmnd_Alias|Cmd_Alias)\s+(.*)")
 ALIAS_SEPARATOR = re.compile(r"(?<!\\):\s*(?=[A-Z][A-Z0-9_]*\s*=)")  # 'A = x : B = y'
 ALIAS_DEFINITION = re.compile(r"([A-Z][A-Z0-9_]*)\s*=\s*(.*)")
+MEMBER = re.compile(r"(?:\\.?|[^\\,])+")  # an item of a comma-separated list; '\,' does not separate
 INCLUDE = re.compile(r"[@#]include(dir)?\s+(.*)")
 INCLUDE_PATH = re.compile(r'"((?:[^"\\]|\\.)*)"|((?:[^\s\\]|\\.)+)')
 TAG = re.compile(r"([A-Z_]+)\s*:\s*")
@@ -56,55 +60,81 @@ def in_includedir(name):
     return not name.endswith("~") and "." not in name
 
 
-class SudoersChecks(WholeFileVisitor):
+class SudoersChecks:
+    """The sudo policy of the target; not a walk visitor: it reads just the files the policy names."""
+
     name = "misconfigurations:sudoers"
-    max_file_size = 4 * 1024**2
 
     def __init__(self, root):
         self.root = root
-        self.files = RootFiles(root, self.max_file_size)
         self.aliases = {kind: {} for kind in ALIAS_KINDS.values()}  # kind -> NAME -> [members]
-        self.read = 0
-
-    def wants(self, entry):
-        directory, name = posixpath.split(entry.path)
-        return entry.path == SUDOERS or (directory == WALKED_DIR and in_includedir(name))
-
-    def handle(self, entry, data):
-        self.files.add(entry, data)
+        self.expands_to_all = {}  # kind -> names of the aliases that include ALL
+        self.claimed = set()  # in-root paths read, and directories listed (with a trailing '/')
+        self.size = self.kept = 0
+        self.hostname = None
+        self.notes = []
 
     def results(self):
-        lines = list(self._policy(SUDOERS, (SUDOERS,)))
-        for _, line in lines:
+        rules = []
+        for where, line in self._policy(SUDOERS, 0):
+            if self.kept >= MAX_KEPT:
+                break
             if alias := ALIAS_LINE.match(line):
                 self._define(ALIAS_KINDS[alias.group(1)], alias.group(2))
+            elif line.startswith("Defaults") or "=" in line:
+                rules.append((where, line))
+                self.kept += 1
+        if self.kept >= MAX_KEPT:
+            self._note(f"more than {MAX_KEPT} rule lines and alias members; the rest was not judged")
         findings = []
-        for where, line in lines:
-            if line.startswith("Defaults"):
-                findings.extend(self._defaults(line, where))
-            elif not ALIAS_LINE.match(line) and "=" in line:
-                findings.extend(self._rule(line, where))
+        for where, line in rules:
+            judge = self._defaults if line.startswith("Defaults") else self._rule
+            findings.extend(judge(line, where))
         return findings
+
+    def _note(self, text):
+        note = f"native: sudoers: {text}"
+        if note not in self.notes:
+            self.notes.append(note)
 
     # Reading the policy
 
-    def _policy(self, path, chain):
+    def _policy(self, path, depth):
         """(location, line) of the file at `path`, with the lines of what it includes in their place."""
-        found = self.files.read(path)
-        self.read += 1
+        found = self._read(path)
         if found is None:
             return
-        display, data = found
+        where, data = found
         for number, line in logical_lines(data):
             include = INCLUDE.match(line)
             if include is None:
-                yield at(display, number), line
-                continue
-            if len(chain) > MAX_INCLUDE_DEPTH:
-                continue
-            for included in self._included(path, bool(include.group(1)), include.group(2)):
-                if included not in chain and self.read < MAX_FILES:
-                    yield from self._policy(included, chain + (included,))
+                yield at(where, number), line
+            elif depth >= MAX_INCLUDE_DEPTH:
+                self._note(f"includes nested more than {MAX_INCLUDE_DEPTH} deep were not read")
+            else:
+                for included in self._included(path, bool(include.group(1)), include.group(2)):
+                    yield from self._policy(included, depth + 1)
+
+    def _read(self, path):
+        """(display path, bytes) of a policy file not read before, within the bounds; else None."""
+        if self.size >= MAX_POLICY_BYTES:
+            self._note(f"the policy is larger than {MAX_POLICY_BYTES} bytes; the rest was not read")
+            return None
+        if not self._claim(path):
+            return None
+        found = read_config(self.root, path, MAX_FILE_SIZE)
+        self.size += len(found[1]) if found else 0
+        return found
+
+    def _claim(self, key):
+        """Whether `key` (a file's path, or a directory's with '/') is new and within MAX_FILES; claims it."""
+        if key in self.claimed:
+            return False
+        if len(self.claimed) >= MAX_FILES:
+            self._note(f"more than {MAX_FILES} files and directories included; the rest were not read")
+            return False
+        self.claimed.add(key)
+        return True
 
     def _included(self, path, directory, argument):
         """The in-root paths an include line of the file at `path` names."""
@@ -114,30 +144,58 @@ class SudoersChecks(WholeFileVisitor):
         target = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
         if not directory:
             return [target]
-        return [f"{target.rstrip('/')}/{name}" for name, _, _ in list_dir(self.root, target) if in_includedir(name)]
+        if not self._claim(target.rstrip("/") + "/"):
+            return []
+        return [f"{target.rstrip('/')}/{name}" for name in list_dir(self.root, target, self.notes)
+                if in_includedir(name)]
 
     def _hostname(self):
-        found = self.files.read("/etc/hostname")
-        words = found[1].decode("utf-8", "replace").split() if found else []
-        return words[0].split(".")[0] if words else None
+        if self.hostname is None:
+            found = read_config(self.root, "/etc/hostname", 4096)
+            words = found[1].decode("utf-8", "replace").split() if found else []
+            self.hostname = words[0].split(".")[0] if words else ""
+        return self.hostname or None
 
     # Aliases
 
     def _define(self, kind, text):
-        for definition in ALIAS_SEPARATOR.split(text):
-            if named := ALIAS_DEFINITION.match(definition.strip()):
-                members = [member.strip() for member in re.split(r"(?<!\\),", named.group(2))]
-                self.aliases[kind][named.group(1)] = [member for member in members if member]
+        # Lazily, and counted: one hostile line may define or list millions.
+        for definition in split_lazily(ALIAS_SEPARATOR, text):
+            if (named := ALIAS_DEFINITION.match(definition.strip())) is None:
+                continue
+            members = self.aliases[kind][named.group(1)] = []
+            self.kept += 1
+            for member in MEMBER.finditer(named.group(2)):
+                if self.kept >= MAX_KEPT:
+                    return
+                if member := member.group().strip():
+                    members.append(member)
+                    self.kept += 1
 
-    def _is_all(self, kind, item, seen=()):
+    def _is_all(self, kind, item):
         """Whether a list item is ALL, itself or through aliases of `kind` (a negated item never is)."""
         item = item.strip()
-        if item == "ALL":
-            return True
-        members = self.aliases[kind].get(item)
-        if members is None or item in seen or len(seen) >= MAX_ALIAS_DEPTH:
-            return False
-        return any(self._is_all(kind, member, seen + (item,)) for member in members)
+        return item == "ALL" or item in self._aliases_of_all(kind)
+
+    def _aliases_of_all(self, kind):
+        """The aliases of `kind` that include ALL, directly or through others: found once, from ALL upwards.
+
+        Walking down from each alias instead costs as many paths as there are, and aliases
+        that list the next one twice double them at every level.
+        """
+        if kind not in self.expands_to_all:
+            listed_in = {}  # NAME -> the aliases that list it
+            for name, members in self.aliases[kind].items():
+                for member in members:
+                    listed_in.setdefault(member, []).append(name)
+            found, todo = set(), list(listed_in.get("ALL", []))
+            while todo:
+                name = todo.pop()
+                if name not in found:
+                    found.add(name)
+                    todo.extend(listed_in.get(name, []))
+            self.expands_to_all[kind] = found
+        return self.expands_to_all[kind]
 
     # Judging
 
@@ -195,13 +253,22 @@ def include_path(argument, hostname):
     return path
 
 
+def split_lazily(separator, text):
+    """The parts of `text` between matches of the `separator` pattern, one at a time."""
+    start = 0
+    for found in separator.finditer(text):
+        yield text[start:found.start()]
+        start = found.end()
+    yield text[start:]
+
+
 def logical_lines(data):
     """(first line number, text) with backslash continuations joined and comments dropped; include lines kept."""
     pending, start = "", 0
-    for number, raw in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+    for number, raw in enumerate(io.BytesIO(data), 1):  # one line at a time: sudo ends lines at '\n' only
         if not pending:
             start = number
-        text = raw.rstrip()
+        text = raw.decode("utf-8", "replace").rstrip()
         if text.endswith("\\"):
             pending += text[:-1] + " "
             continue

@@ -3,12 +3,13 @@
 Read like `sysctl --system` and systemd-sysctl: *.conf files of /etc/sysctl.d, /run/sysctl.d,
 /usr/local/lib/sysctl.d, /usr/lib/sysctl.d and /lib/sysctl.d, a name in an earlier directory
 hiding the same name in a later one, applied in name order, then /etc/sysctl.conf; the last
-assignment of a key wins. As in systemd, a name that is a link to /dev/null (or to any
-character device, or is one) masks that name in the later directories and sets nothing;
-any other link is read through, resolved inside the scanned root, and a name that is not
-a regular file then (a link that leads out of the root or nowhere, a FIFO) is ignored, so
-it hides nothing. Only keys the files set are judged: a kernel default is not a
-configuration (and differs between kernels).
+assignment of a key wins. As in systemd (conf-files.c), a name whose links end at /dev/null
+(which may be missing in a snapshot) or at a character device, or that is one, masks that
+name in the later directories and sets nothing; any other link is read through, resolved
+inside the scanned root, and a name that is not a regular file then (a block device, a
+FIFO, a link that leads out of the root or nowhere) is ignored, so it hides nothing. Only
+keys the files set are judged: a kernel default is not a configuration (and differs
+between kernels). The files are read on demand, one at a time, not kept from the walk.
 """
 
 import os
@@ -16,12 +17,12 @@ import posixpath
 import stat
 from dataclasses import dataclass
 
-from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, RootFiles, at, list_dir, text_lines
-from scanner.safe_fs import UnsafeFile, open_in_root
-from scanner.walker import WholeFileVisitor
+from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, at, list_dir, read_config, text_lines
+from scanner.safe_fs import MAX_LINK_HOPS, open_dir_in_root, open_in_root
 
 CONF_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 MAIN_CONF = "/etc/sysctl.conf"
+MAX_FILE_SIZE = 1024**2
 DEV_NULL = "/dev/null"
 CATEGORY = "kernel"
 
@@ -83,70 +84,85 @@ RULES = [
 RULE_OF_KEY = {key: rule for rule in RULES for key in rule.keys}
 
 
-def is_sysctl_conf(path):
-    directory, name = posixpath.split(path)
-    return path == MAIN_CONF or (directory in CONF_DIRS and name.endswith(".conf"))
+class SysctlChecks:
+    """The sysctl configuration of the target; not a walk visitor: it reads just the files sysctl applies."""
 
-
-class SysctlChecks(WholeFileVisitor):
     name = "misconfigurations:sysctl"
-    max_file_size = 1024**2
 
     def __init__(self, root):
         self.root = root
-        self.files = RootFiles(root, self.max_file_size)
-
-    def wants(self, entry):
-        return is_sysctl_conf(entry.path)
-
-    def handle(self, entry, data):
-        self.files.add(entry, data)
+        self.notes = []
 
     def results(self):
-        effective = {}  # key -> (value, location)
+        effective = {}  # judged key -> (value, location)
         for path in self._order():
-            display, data = self.files.read(path) or (path, b"")
+            display, data = read_config(self.root, path, MAX_FILE_SIZE) or (path, b"")
             for number, line in text_lines(data):
                 key, sep, value = line.partition("=")
-                if sep and not line.startswith(";"):
-                    effective[normal_key(key)] = (" ".join(value.split()), at(display, number))
+                key = normal_key(key)
+                if sep and not line.startswith(";") and key in RULE_OF_KEY:  # a hostile file may set millions
+                    effective[key] = (" ".join(value.split()), at(display, number))
         findings = []
         for key, (value, where) in effective.items():
-            rule = RULE_OF_KEY.get(key)
-            if rule is not None and rule.bad(value):
-                findings.append(rule.check.finding(where, f"{key} = {value}"))
+            if RULE_OF_KEY[key].bad(value):
+                findings.append(RULE_OF_KEY[key].check.finding(where, f"{key} = {value}"))
         return findings
 
     def _order(self):
         """The files in the order sysctl applies them: by name across directories, /etc/sysctl.conf last."""
         chosen = {}  # name -> in-root path, or None when masked
         for directory in CONF_DIRS:
-            for name, info, target in list_dir(self.root, directory):
-                path = f"{directory}/{name}"
+            for name in list_dir(self.root, directory, self.notes):
                 if name.endswith(".conf") and name not in chosen:  # an earlier directory wins the name
-                    kind = self._kind(path, info, target)
+                    kind = self._kind(f"{directory}/{name}")
                     if kind is not None:
-                        chosen[name] = path if kind == "file" else None
+                        chosen[name] = f"{directory}/{name}" if kind == "file" else None
         ordered = [chosen[name] for name in sorted(chosen) if chosen[name] is not None]
         return ordered + [MAIN_CONF]
 
-    def _kind(self, path, info, target):
-        """'mask' (a character device or a link to one), 'file' (a regular file or a link to one), else None.
+    def _kind(self, path):
+        """'mask', 'file', or None for a name systemd ignores.
 
-        None, as systemd ignores them, for names that are neither: directories, FIFOs, links
-        that lead nowhere inside the root.
+        As systemd's stat_may_be_dev_null(), any character device masks (it does not check
+        for 1:3 either); a block device does not, and safe_fs.kind_of() cannot tell them apart.
         """
-        if target is None:
-            return "file" if stat.S_ISREG(info.st_mode) else "mask" if stat.S_ISCHR(info.st_mode) else None
-        if posixpath.normpath(posixpath.join(posixpath.dirname(path), target)) == DEV_NULL:
-            return "mask"  # a snapshot's /dev is usually empty, but the machine it boots has /dev/null
-        try:
-            os.close(open_in_root(self.root, path))
-        except UnsafeFile as error:
-            return "mask" if error.reason == "device" else None
-        except OSError:
-            return None
-        return "file"
+        resolved, info = self._chase(path)
+        if resolved == DEV_NULL or (info is not None and stat.S_ISCHR(info.st_mode)):
+            return "mask"
+        if resolved is None:  # through a directory that is a link (a merged /usr): the read's resolution decides
+            try:
+                os.close(open_in_root(self.root, path))
+            except OSError:
+                return None
+            return "file"
+        return "file" if info is not None and stat.S_ISREG(info.st_mode) else None
+
+    def _chase(self, path):
+        """(in-root path, lstat) where the links from `path` end; lstat None when nothing is there.
+
+        (None, None) when they pass through a directory that is a link, or do not end.
+        Nothing is opened but directories, so a device or FIFO never is.
+        """
+        for _ in range(MAX_LINK_HOPS + 1):
+            directory, name = posixpath.split(path)
+            try:
+                fd = open_dir_in_root(self.root, directory)
+            except FileNotFoundError:
+                return path, None
+            except OSError:
+                return None, None
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISLNK(info.st_mode):
+                    return path, info
+                path = "/" + posixpath.normpath(posixpath.join(directory, os.readlink(name, dir_fd=fd))).lstrip("/")
+            except FileNotFoundError:
+                return path, None
+            except OSError:
+                return None, None
+            finally:
+                os.close(fd)
+        return None, None
 
 
 def normal_key(key):
