@@ -1,11 +1,10 @@
 """The `native` misconfiguration scanner: our own checks, riding the shared walk.
 
 Most check modules are walker visitors over the files they need (sshd_config and its
-includes, the account databases, crontabs) or over the modes every file has
-(world-writable and set-ID files). Beside the walk runs the listing of system
-directories for their modes (the walk shows visitors files only). The sudo policy and
-the sysctl configuration are read after it, file by file as they name or mask each
-other, so that what the walk hands over is not held in memory on the chance of use.
+includes, the account databases, crontabs) or over the modes of every file and directory
+(world-writable and set-ID). The sudo policy and the sysctl configuration are read after
+it, file by file as they name or mask each other, so that what the walk hands over is not
+held in memory on the chance of use.
 Check ids are stable: SSH-0xx, ACC-0xx, SUDO-0xx, CRON-0xx, KERN-0xx, FILE-0xx.
 """
 
@@ -13,7 +12,7 @@ from scanner.family import FamilyScanner, ScannerResult
 from scanner.misconfigurations.accounts import AccountChecks
 from scanner.misconfigurations.common import SCANNER_NAME
 from scanner.misconfigurations.cron import CronChecks
-from scanner.misconfigurations.permissions import PermissionChecks, writable_directories
+from scanner.misconfigurations.permissions import PermissionChecks
 from scanner.misconfigurations.sshd import SshdChecks
 from scanner.misconfigurations.sudoers import SudoersChecks
 from scanner.misconfigurations.sysctl import SysctlChecks
@@ -30,20 +29,15 @@ class NativeScanner(FamilyScanner):
     def __init__(self, root, settings=None):
         super().__init__(root, settings)
         self.checks = None
-        self.directories = []
-        self.notes = []
 
     def visitors(self):
         self.checks = [SshdChecks(self.root), AccountChecks(), CronChecks(), PermissionChecks()]
         return self.checks
 
-    def run(self):
-        self.directories = writable_directories(self.root, self.notes)
-
     def finish(self):
         if self.checks is None:
             return ScannerResult(errors=["native: the walk never ran"])
-        results, errors, notes = list(self.directories), [], list(self.notes)
+        results, errors, notes = [], [], []
         for check in self.checks + [SudoersChecks(self.root), SysctlChecks(self.root)]:
             try:
                 results.extend(check.results())

@@ -10,17 +10,13 @@
 - set-user-ID / set-group-ID files anywhere that are not a known system program (by name)
   in a system program directory.
 
-Files come from the walk's lstat. The walk hands visitors regular files only, so the
-directories are listed by `system_directories()` (in `NativeScanner.run()`, beside the
-walk): directory fds opened without following links, no file opened, bounded.
+Everything comes from the walk's lstat/fstat: files through `wants()`, directories through
+`directory()`.
 """
 
-import os
 import stat
-from itertools import islice
 
 from scanner.misconfigurations.common import HIGH, LOW, MEDIUM, Check, mode_text
-from scanner.safe_fs import open_dir_at, open_dir_in_root
 from scanner.walker import Visitor, display
 
 CATEGORY = "file-permissions"
@@ -37,9 +33,9 @@ SETID = Check("FILE-002", CATEGORY, MEDIUM, "A set-user-ID or set-group-ID progr
 
 SYSTEM_PATHS = ("/etc/", "/usr/", "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/boot/", "/opt/",
                 "/var/spool/cron/")
-TOP_DIRECTORIES = tuple(path.rstrip("/") for path in SYSTEM_PATHS)
-MAX_DEPTH = 64  # below '/'
-MAX_DIRECTORIES = 200_000
+# '/', the system paths themselves and the directories on the way to them (/var, /var/spool).
+SYSTEM_DIRECTORIES = frozenset({"/"} | {path[:end] for path in SYSTEM_PATHS
+                                        for end in range(1, len(path)) if path[end] == "/"})
 PROGRAM_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/lib/", "/usr/libexec/", "/lib/", "/usr/lib64/",
                 "/lib64/")
 # Set-ID programs that Debian, Ubuntu, RHEL-likes and Alpine ship.
@@ -73,6 +69,15 @@ class PermissionChecks(Visitor):
                                                f"(mode {mode_text(mode)})", None if mode & 0o4000 else LOW))
         return False
 
+    def directory(self, path, st):
+        mode = st.st_mode
+        if mode & 0o002 and (path in SYSTEM_DIRECTORIES or path.startswith(SYSTEM_PATHS)):
+            sticky = bool(mode & stat.S_ISVTX)
+            kind = "world-writable (sticky)" if sticky else "world-writable"
+            shown = display(path)
+            self.findings.append(WRITABLE_DIRECTORY.finding(
+                shown, f"directory {shown} is {kind} (mode {mode_text(mode)})", MEDIUM if sticky else None))
+
     def results(self):
         return self.findings
 
@@ -80,81 +85,3 @@ class PermissionChecks(Visitor):
 def is_known_setid(path):
     name = path.rsplit("/", 1)[-1]
     return name in KNOWN_SETID and path.startswith(PROGRAM_DIRS)
-
-
-def writable_directories(root, notes):
-    """FILE-003 findings: world-writable directories among the first MAX_DIRECTORIES of `system_directories(root)`."""
-    findings = []
-    listed = system_directories(root)
-    try:
-        for path, mode in islice(listed, MAX_DIRECTORIES):
-            if mode & 0o002:
-                sticky = bool(mode & stat.S_ISVTX)
-                kind = "world-writable (sticky)" if sticky else "world-writable"
-                findings.append(WRITABLE_DIRECTORY.finding(path, f"directory {path} is {kind} (mode "
-                                                                 f"{mode_text(mode)})", MEDIUM if sticky else None))
-        if next(listed, None) is not None:
-            notes.append(f"native: more than {MAX_DIRECTORIES} system directories; the rest were not checked "
-                         "for world-writable modes")
-    except OSError:  # the root itself: the walk reports that
-        pass
-    finally:
-        listed.close()  # closes the directories it holds open
-    return findings
-
-
-def system_directories(root):
-    """(display path, mode) of '/', the directories on the way to each system path and all below them.
-
-    As in the walk: directories are opened without following links (a link is not a
-    directory here) and checked against the lstat that chose them, other filesystems are
-    not entered, a directory is listed once; at most MAX_DEPTH deep. Listings are read
-    lazily and names told apart by the listing's file type, so files are never looked up
-    and a huge directory costs only as much of it as the caller takes.
-    """
-    root_fd = open_dir_in_root(root)
-    try:
-        st = os.fstat(root_fd)
-        seen = {(st.st_dev, st.st_ino)}
-        yield "/", st.st_mode
-        for top in TOP_DIRECTORIES:
-            yield from _directories(root_fd, "", top.strip("/").split("/"), st.st_dev, seen)
-    finally:
-        os.close(root_fd)
-
-
-def _directories(fd, path, way, device, seen):
-    """The directories in `fd` (at in-root `path`): the next name of `way`, or, past its end, all."""
-    if way:
-        yield from _directory(fd, path, way[0], way[1:], device, seen)
-        return
-    try:
-        with os.scandir(fd) as listing:
-            for item in listing:
-                if item.is_dir(follow_symlinks=False):
-                    yield from _directory(fd, path, item.name, way, device, seen)
-    except OSError:  # the listing failed part way: what was found stands
-        return
-
-
-def _directory(fd, path, name, way, device, seen):
-    """The directory `name` in `fd`, if it is one on this filesystem not seen before, and those in it."""
-    try:
-        chosen = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        if not stat.S_ISDIR(chosen.st_mode) or chosen.st_dev != device:
-            return
-        child = open_dir_at(name, fd)
-    except OSError:
-        return
-    try:
-        opened = os.fstat(child)
-        ident = (opened.st_dev, opened.st_ino)
-        if ident != (chosen.st_dev, chosen.st_ino) or ident in seen:  # swapped since lstat, or a loop
-            return
-        seen.add(ident)
-        child_path = f"{path}/{name}"
-        yield display(child_path), opened.st_mode
-        if child_path.count("/") < MAX_DEPTH:
-            yield from _directories(child, child_path, way, device, seen)
-    finally:
-        os.close(child)
