@@ -137,25 +137,33 @@ PUBLISHED = frozenset((
 ))
 
 
-_DOCTEST_PROMPT = re.compile(rb"^[ \t]*>>>(?: |$)", re.MULTILINE)
+_DOCTEST_PROMPT = re.compile(rb"[ \t]*>>>(?: |$)", re.MULTILINE)
 DOCTEST_LINES = 6
+#: How far before a match a prompt is looked for. Every candidate looks, so an unbounded look
+#: back makes a long line full of candidates quadratic; a prompt further back goes unseen.
+DOCTEST_REACH = 4096
 
 
 def in_doctest(match):
-    """Whether a `>>>` prompt is on the match's line or one of the DOCTEST_LINES lines above it.
+    """Whether a `>>>` prompt starts the match's line or one of the DOCTEST_LINES lines above it.
 
     Docstrings show made-up credentials as an interactive session's input or output
     ('oauth_token_secret': 'lsdajfh923874' under `>>> session.fetch_token(url)`);
     configuration files have no prompts.
     """
     text, start = match.string, match.start()
-    line_end = text.find(b"\n", start)
-    at = start
-    for _ in range(DOCTEST_LINES + 1):  # back to the newline before the first line looked at
-        at = text.rfind(b"\n", 0, at)
-        if at < 0:
-            break
-    return _DOCTEST_PROMPT.search(text, at + 1, len(text) if line_end < 0 else line_end) is not None
+    floor, end = max(0, start - DOCTEST_REACH), start
+    for _ in range(DOCTEST_LINES + 1):  # the match's line first, then the lines above it
+        newline = text.rfind(b"\n", floor, end)
+        if newline < 0 and floor > 0:
+            return False  # the line starts before the window
+        # Read up to the match's first byte only: `>>>password=` is no prompt.
+        if _DOCTEST_PROMPT.match(text, newline + 1, start + 1):
+            return True
+        if newline < 0:
+            return False
+        end = newline
+    return False
 
 
 def google_api_key(secret, match):
@@ -226,7 +234,10 @@ def private_key(secret, match):
 
 
 #: Passwords (lowercase, percent-decoded) that documentation and tests put in URLs.
-URL_PLACEHOLDERS = (b"pass", b"sword", b"pwd", b"tiger", b"xyzzy", b"secret", b"1234")
+URL_PLACEHOLDERS = (b"pass", b"ssword", b"pwd", b"tiger", b"xyzzy", b"secret", b"1234")
+#: A whole password that spells 'password': 'p@ssw0rd', 'pa$$word', urllib's test 'pa%3Fsword'.
+#: Matched whole, not found inside: 'Swordfish2024!' is a password.
+_PASSWORD_SPELLING = re.compile(rb"p[a@4]?[s$5?]{0,2}w[o0]?r?d")
 DOC_USERS = (b"user", b"username", b"usr", b"login", b"name", b"foo", b"scott", b"jane", b"john", b"bob", b"alice")
 DOC_HOSTS = (b"example.com", b"example.org", b"example.net", b".example", b".invalid", b".test", b"localhost.localdomain")
 
@@ -236,6 +247,8 @@ def url_password(secret, match):
     decoded = urllib.parse.unquote_to_bytes(secret).lower()
     if is_placeholder(secret) or any(word in decoded for word in URL_PLACEHOLDERS) or len(decoded) < 4:
         return False  # 'user:password@', 'jane:p%40ssword@', 'scott:tiger@'
+    if _PASSWORD_SPELLING.fullmatch(decoded):
+        return False
     if decoded == urllib.parse.unquote_to_bytes(user).lower() or (user in DOC_USERS and len(secret) < 12):
         return False  # 'guest:guest@', 'user:hunter2@': defaults and documentation
     if secret.startswith((b"$", b"%", b"{", b"[", b"*")) or secret.isdigit():
