@@ -47,7 +47,7 @@ from scanner.sbom import SbomResult, collect, merge, native_visitors, run_syft
 from scanner.secrets import SecretsScanner
 from scanner.vocabulary import FAMILIES_BY_CONFIG_KEY, INCOMPLETE_REASON, now, scanner_status
 from scanner.vulnerabilities.osv import OsvDatabase, match_packages, needed_ecosystems
-from scanner.walker import walk
+from scanner.walker import Visitor, walk
 
 #: Content families: scanner name -> FamilyScanner class, per family.
 CONTENT_SCANNERS = {
@@ -379,11 +379,10 @@ def _content_block(name, per_input, incomplete):
     return block
 
 
-class _Watcher:
+class _Watcher(Visitor):
     """Sees every file of a walk (wanting none) so progress shows and an abort stops the walk."""
 
     name = "progress"
-    max_file_size = None
 
     def __init__(self, events, input_):
         self.events = events
@@ -394,9 +393,6 @@ class _Watcher:
         self.bytes += entry.size
         self.events.walking(self.input, entry)
         return False
-
-    def finish(self):
-        pass
 
 
 def _message(count, what, errors, walks):

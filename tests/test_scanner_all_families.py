@@ -133,3 +133,4 @@ def test_hostile_tree_finishes_with_every_family_enabled(tmp_path, hostile, sign
     walks = json.loads((tmp_path / "out/walk-stats.json").read_text())
     assert len(walks) == 1  # one walk for every content family
     assert walks[0]["skipped"].get("fifo") == 1 and walks[0]["skipped"].get("symlink", 0) >= hostile["links"]
+    assert "visitor-error" not in walks[0]["skipped"], walks[0]["examples"].get("visitor-error")

@@ -240,7 +240,7 @@ def test_hostile_tree_finishes_and_reports_nothing_from_outside(tmp_path, root, 
     assert [p["name"] for p in document["sbom"]["packages"]] == ["vmclarity-demo", "vmclarity-safe"]
     assert "symlink" in document["sbom"]["status"]["message"]
     walks = json.loads((tmp_path / "out/walk-stats.json").read_text())
-    assert walks[0]["skipped"]["symlink"] == 2 and walks[0]["skipped"]["fifo"] == 1
+    assert walks[0]["skipped"] == {"symlink": 2, "fifo": 1}  # and no visitor failed anywhere
 
 
 def test_progress_is_a_live_line_on_a_terminal(tmp_path, root, config_file):
