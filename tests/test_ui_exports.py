@@ -10,7 +10,8 @@ import pytest
 from app.ui import exports
 from app.ui import findings_queries
 from app.ui.finding_types import TYPES_BY_SLUG
-from test_ui_findings import HOSTILE, SAMPLES, link, make_asset, make_finding, vulnerability
+from test_ui_findings import (BY_SEVERITY_ASCENDING, BY_SEVERITY_DESCENDING, HOSTILE, SAMPLES, link, make_asset,
+                              make_finding, plant_mixed_severities, vulnerability)
 
 SARIF_LEVELS = {"none", "note", "warning", "error"}
 MALWARE = TYPES_BY_SLUG["malware"]
@@ -190,6 +191,19 @@ def test_an_export_stops_at_the_cap_and_says_so(viewer, monkeypatch):
     log = viewer.get("/findings/export.sarif").json
     assert len(log["runs"][0]["results"]) == 5
     assert log["runs"][0]["properties"] == {"truncated": True, "limit": 5}
+
+
+def test_exports_follow_the_severity_order_and_filter_across_batches(viewer, monkeypatch):
+    monkeypatch.setattr(findings_queries, "EXPORT_BATCH", 3)
+    plant_mixed_severities()
+    descending = rows_of(viewer.get("/findings/export.csv?sort=severity&dir=desc"))
+    assert [row[1] for row in descending[1:]] == BY_SEVERITY_DESCENDING
+    assert [row[2].split()[0] for row in descending[1:4]] == ["CRITICAL", "HIGH", "HIGH"]
+    log = viewer.get("/findings/export.sarif?sort=severity&dir=asc").json
+    assert [result["ruleId"] for result in log["runs"][0]["results"]] == BY_SEVERITY_ASCENDING
+    high = viewer.get("/findings/export.csv?severity=HIGH&sort=severity&dir=desc")
+    assert [row[1] for row in rows_of(high)[1:]] == ["v-high-1", "v-high-2"]
+    assert high.headers["X-Total-Count"] == "2"
 
 
 def test_a_bad_filter_is_an_error_page_not_a_broken_download(viewer):

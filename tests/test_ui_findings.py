@@ -115,6 +115,91 @@ def test_sort_and_pages(viewer):
     assert viewer.get("/findings?sort=data;drop&dir=up&page=-1").status_code == 200
 
 
+def plant_mixed_severities():
+    """Vulnerabilities in creation order: two HIGH ties, one without a severity, one the API enum lacks."""
+    for name, severity in [("v-high-1", "HIGH"), ("v-low", "LOW"), ("v-critical", "CRITICAL"), ("v-none", None),
+                           ("v-negligible", "NEGLIGIBLE"), ("v-high-2", "HIGH"), ("v-medium", "MEDIUM"),
+                           ("v-odd", "HIGH")]:
+        info = vulnerability(name, severity=severity)
+        if severity is None:
+            del info["severity"]
+        finding = make_finding(info)
+    # A client may store a value outside the enum; it sorts with the unknown ones.
+    Finding.update(data={**finding, "findingInfo": {**finding["findingInfo"], "severity": "Unknown"}}).where(
+        Finding.id == finding["id"]).execute()
+
+
+#: By rank, highest first; ties (and the unknown ones) keep creation order in both directions.
+BY_SEVERITY_DESCENDING = ["v-critical", "v-high-1", "v-high-2", "v-medium", "v-low", "v-negligible", "v-none",
+                          "v-odd"]
+BY_SEVERITY_ASCENDING = ["v-none", "v-odd", "v-negligible", "v-low", "v-medium", "v-high-1", "v-high-2",
+                         "v-critical"]
+
+
+def test_sort_by_severity_is_by_rank_with_stable_ties(viewer):
+    plant_mixed_severities()
+    descending = viewer.get("/findings?sort=severity&dir=desc")
+    assert first_cells(descending.text) == BY_SEVERITY_DESCENDING
+    assert 'aria-sort="descending">Severity</a>' in descending.text
+    ascending = viewer.get("/findings?sort=severity&dir=asc", htmx=True)
+    assert first_cells(ascending.text) == BY_SEVERITY_ASCENDING
+    # the header toggles, and the pages keep the order
+    assert 'href="/findings?sort=severity&amp;dir=desc"' in ascending.text
+    second = viewer.get("/findings?sort=severity&dir=desc&per_page=3&page=2")
+    assert first_cells(second.text) == BY_SEVERITY_DESCENDING[3:6]
+    assert "sort=severity&amp;dir=desc&amp;per_page=3&amp;page=3" in second.text
+
+
+def test_sort_misconfigurations_by_severity(viewer):
+    info = SAMPLES["misconfigurations"][0]
+    for index, level in enumerate(("Info", "High", "Low", "Medium", "High")):
+        make_finding({**info, "id": f"{level}-{index}", "severity": f"Misconfiguration{level}Severity"})
+    page = viewer.get("/findings?type=misconfigurations&sort=severity&dir=desc")
+    assert first_cells(page.text) == ["High-1", "High-4", "Medium-3", "Low-2", "Info-0"]
+    page = viewer.get("/findings?type=misconfigurations&sort=severity&dir=asc")
+    assert first_cells(page.text) == ["Info-0", "Low-2", "Medium-3", "High-1", "High-4"]
+
+
+def test_filter_by_severity(viewer):
+    plant_mixed_severities()
+    high = viewer.get("/findings?severity=HIGH&sort=vulnerabilityName&dir=asc")
+    assert high.status_code == 200
+    assert first_cells(high.text) == ["v-high-1", "v-high-2"] and "2 in all" in high.text
+    assert '<option value="HIGH" selected>HIGH</option>' in high.text
+    # kept by the sort headers, and lower case names the same severity
+    lower = viewer.get("/findings?severity=critical", htmx=True)
+    assert first_cells(lower.text) == ["v-critical"] and "1 in all" in lower.text
+    assert 'href="/findings?severity=critical&amp;sort=vulnerabilityName&amp;dir=asc"' in lower.text
+    assert len(first_cells(viewer.get("/findings?severity=").text)) == len(BY_SEVERITY_DESCENDING)
+    exports = re.findall(r'href="(/findings/export\.[a-z]+\?[^"]+)"', lower.text)
+    assert len(exports) == 2 and all("severity=critical" in href for href in exports)
+    misconfiguration = {**SAMPLES["misconfigurations"][0], "severity": "MisconfigurationInfoSeverity"}
+    make_finding(misconfiguration)
+    make_finding({**misconfiguration, "id": "other", "severity": "MisconfigurationLowSeverity"})
+    info = viewer.get("/findings?type=misconfigurations&severity=INFO")
+    assert first_cells(info.text) == ["SSH-7408"] and "1 in all" in info.text
+
+
+@pytest.mark.parametrize("url, message", [
+    ("/findings?severity=SEVERE", "severity must be one of CRITICAL, HIGH, MEDIUM, LOW, NEGLIGIBLE"),
+    ("/findings?severity=" + HOSTILE, "severity must be one of"),
+    ("/findings?type=misconfigurations&severity=CRITICAL", "severity must be one of HIGH, MEDIUM, LOW, INFO"),
+    ("/findings?type=exploits&severity=HIGH", "Exploits have no severity"),
+    ("/findings/export.csv?severity=SEVERE", "severity must be one of"),
+])
+def test_an_unknown_severity_is_a_400(viewer, url, message):
+    page = viewer.get(url)
+    assert page.status_code == 400 and message in page.text
+    assert HOSTILE not in page.text
+
+
+def test_the_severity_select_is_only_on_types_with_a_severity(viewer):
+    assert '<select name="severity">' in viewer.get("/findings?type=vulnerabilities").text
+    assert '<select name="severity">' in viewer.get("/findings?type=misconfigurations").text
+    for slug in ("exploits", "rootkits", "malware", "secrets", "packages", "ssh-topology"):
+        assert 'name="severity"' not in viewer.get(f"/findings?type={slug}").text
+
+
 def test_search_looks_in_the_types_text_fields_as_a_literal(viewer):
     make_finding(vulnerability("CVE-1", package="urllib3"))
     make_finding(vulnerability("CVE-2", package="requests"))

@@ -16,21 +16,22 @@ from app.odata import parser, projection
 from app.odata.compiler import Compiler, Row
 from app.odata.errors import ODataError, fail
 
-__all__ = ["ODataError", "filter_expression", "get_document", "json_path_sql", "list_documents"]
+__all__ = ["ODataError", "filter_expression", "get_document", "json_path_sql", "list_documents", "ranked_order"]
 
 _NON_NEGATIVE = re.compile(r"^\d+$")
 
 
-def list_documents(model, args, restrict=None, max_top=None):
+def list_documents(model, args, restrict=None, max_top=None, order_first=()):
     """One page of `model` documents for the query options in `args` (a mapping like request.args).
 
     `restrict` is a peewee expression ANDed into the WHERE clause (e.g. a scanner
-    token's own asset scan); `max_top` caps the page size, $top or not.
+    token's own asset scan); `max_top` caps the page size, $top or not;
+    `order_first` are peewee ORDER BY terms put before $orderby's (e.g. a `ranked_order`).
     Returns {"items": [...]} plus "count" for $count=true.
     """
     dialect = dialects.current()
     where = _filter(model, args.get("$filter"), dialect)
-    order = _orderby(model, args.get("$orderby"), dialect)
+    order = [*order_first, *_orderby(model, args.get("$orderby"), dialect)]
     top, skip, count = _number(args, "$top"), _number(args, "$skip"), _boolean(args, "$count")
     if max_top is not None:
         top = max_top if top is None else min(top, max_top)
@@ -69,6 +70,24 @@ def get_document(model, id, args):
 def filter_expression(model, text):
     """A peewee condition for an OData $filter over `model` (blank text matches everything)."""
     return _filter(model, text, dialects.current()) or SQL("1 = 1")
+
+
+def ranked_order(model, path, ranking, descending=False):
+    """An ORDER BY term for the string at `path` by its place in `ranking`, which lists values lowest first.
+
+    For what $orderby cannot say: severities by rank, not alphabetically. Any
+    other value, and a missing one, ranks below them all. The string is read with
+    the expression a $filter on `path` compares, on either database.
+    """
+    option = "ranked order"
+    dialect = dialects.current()
+    compiler = Compiler(model, option, dialect)
+    operand = compiler.resolve(parser.parse_path(path, option), {})
+    if operand.hops:
+        fail(option, f"{path!r} crosses a relationship", 0)
+    text = compiler.raw(operand)
+    cases = "".join(f" WHEN {{}} THEN {rank}" for rank, _ in enumerate(ranking, start=1))
+    return dialect.order(dialects.sql("CASE {}" + cases + " ELSE 0 END", text, *ranking), descending)
 
 
 def json_path_sql(model, path):

@@ -16,6 +16,9 @@ LAST_SEEN = Column("lastSeen", "Last seen", "lastSeen")
 PATH_KEYS = frozenset({"path", "filePath", "location", "purl"})
 #: Secret fields a page or an export may show: never anything that could hold the secret itself.
 SECRET_FIELDS = ("description", "filePath", "startLine", "endLine", "startColumn", "endColumn", "fingerprint")
+#: Stored severities, highest first (the API's enums; the other finding types have none).
+VULNERABILITY_SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "NEGLIGIBLE")
+MISCONFIGURATION_SEVERITIES = tuple(f"Misconfiguration{level}Severity" for level in ("High", "Medium", "Low", "Info"))
 
 
 @dataclass(frozen=True)
@@ -27,26 +30,40 @@ class FindingType:
     search: tuple            # findingInfo paths the search box looks in
     rule_fields: tuple       # findingInfo fields naming the SARIF rule, first present wins
     path_field: str = None   # findingInfo field holding a file path, for SARIF locations
+    severities: tuple = ()   # stored findingInfo/severity values, highest first
 
     def column(self, key):
         return next(column for column in self.columns if column.key == key)
+
+    @property
+    def severity_words(self):
+        """The severities as the table shows them and ?severity= names them, highest first."""
+        return tuple(_severity_word(value) for value in self.severities)
+
+    def stored_severity(self, word):
+        """The stored severity a word names (case aside), or None when this type has no such severity."""
+        return next((value for value in self.severities if _severity_word(value) == word.upper()), None)
 
 
 def _info(name, label, sortable=True):
     return Column(name, label, f"findingInfo/{name}" if sortable else None)
 
 
+def _severity(levels):
+    """The Severity column: it sorts by rank (unknown values lowest), not alphabetically."""
+    return Column("severity", "Severity", "findingInfo/severity", rank=tuple(reversed(levels)))
+
+
 TYPES = (
     FindingType("vulnerabilities", "Vulnerabilities", "Vulnerability", (
         _info("vulnerabilityName", "Vulnerability"),
-        # Sorting by severity would sort its words alphabetically, which helps no one.
-        _info("severity", "Severity", sortable=False),
+        _severity(VULNERABILITY_SEVERITIES),
         Column("packageName", "Package", "findingInfo/package/name"),
         Column("packageVersion", "Version", "findingInfo/package/version"),
         Column("fixVersions", "Fix versions"),
         FIRST_SEEN, LAST_SEEN),
         search=("vulnerabilityName", "package/name", "description"),
-        rule_fields=("vulnerabilityName",), path_field="path"),
+        rule_fields=("vulnerabilityName",), path_field="path", severities=VULNERABILITY_SEVERITIES),
     FindingType("exploits", "Exploits", "Exploit", (
         _info("name", "Name"), _info("title", "Title"), _info("cveID", "CVE"), _info("sourceDB", "Source DB"),
         Column("urls", "URLs"), FIRST_SEEN, LAST_SEEN),
@@ -54,10 +71,10 @@ TYPES = (
         rule_fields=("cveID", "name")),
     FindingType("misconfigurations", "Misconfigurations", "Misconfiguration", (
         _info("id", "Id"), _info("scannerName", "Scanner"), _info("category", "Category"),
-        _info("severity", "Severity", sortable=False), _info("message", "Message"), _info("location", "Location"),
+        _severity(MISCONFIGURATION_SEVERITIES), _info("message", "Message"), _info("location", "Location"),
         FIRST_SEEN, LAST_SEEN),
         search=("id", "category", "message", "location", "scannerName"),
-        rule_fields=("id",), path_field="location"),
+        rule_fields=("id",), path_field="location", severities=MISCONFIGURATION_SEVERITIES),
     FindingType("secrets", "Secrets", "Secret", (
         _info("filePath", "File"), Column("position", "Line:column", "findingInfo/startLine"),
         _info("fingerprint", "Fingerprint"), _info("description", "Description"), FIRST_SEEN, LAST_SEEN),
@@ -111,8 +128,10 @@ def cvss_score(info):
 def severity(info):
     """A finding's severity in one word (CRITICAL, HIGH, ...), or None."""
     value = info.get("severity")
-    if not isinstance(value, str):
-        return None
+    return _severity_word(value) if isinstance(value, str) else None
+
+
+def _severity_word(value):
     # Misconfigurations spell it MisconfigurationHighSeverity.
     return value.removeprefix("Misconfiguration").removesuffix("Severity").upper()
 

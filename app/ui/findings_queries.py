@@ -50,13 +50,16 @@ class FindingFilters:
     hide_history: bool = False
     asset_id: str = ""
     scan_id: str = ""
+    severity: str = ""  # a word of finding_type.severity_words, or "" for every severity
 
     @classmethod
     def from_args(cls, args):
-        """Filters from a query string mapping; an unknown type is the default tab, a bad date a 400."""
-        return cls(TYPES_BY_SLUG.get(args.get("type"), DEFAULT_TYPE), args.get("q", "").strip(),
+        """Filters from a query string mapping; an unknown type is the default tab, a bad date or severity a 400."""
+        finding_type = TYPES_BY_SLUG.get(args.get("type"), DEFAULT_TYPE)
+        return cls(finding_type, args.get("q", "").strip(),
                    _date(args, "first_seen_from"), _date(args, "first_seen_to"),
-                   args.get("hide_history") == "1", args.get("asset", "").strip(), args.get("scan", "").strip())
+                   args.get("hide_history") == "1", args.get("asset", "").strip(), args.get("scan", "").strip(),
+                   _severity(args, finding_type))
 
     def odata(self):
         """The OData $filter clauses (ANDed by the caller)."""
@@ -65,7 +68,9 @@ class FindingFilters:
                 f"firstSeen ge {_midnight(self.first_seen_from)}" if self.first_seen_from else None,
                 # The "to" day is inclusive: everything before the next midnight.
                 f"firstSeen lt {_midnight(self.first_seen_to + datetime.timedelta(days=1))}"
-                if self.first_seen_to else None]
+                if self.first_seen_to else None,
+                f"findingInfo/severity eq {quote(self.finding_type.stored_severity(self.severity))}"
+                if self.severity else None]
 
     def restrict(self):
         """The peewee condition for the asset, history and scan filters, or None."""
@@ -132,6 +137,14 @@ def _date(args, name):
     return day
 
 
+def _severity(args, finding_type):
+    word = args.get("severity", "").strip().upper()
+    if word and finding_type.stored_severity(word) is None:
+        known = ", ".join(finding_type.severity_words)
+        abort(400, f"severity must be one of {known}" if known else f"{finding_type.label} have no severity")
+    return word
+
+
 def _midnight(day):
     return f"{day.isoformat()}T00:00:00Z"
 
@@ -154,12 +167,14 @@ def count(filters):
 def every(filters, state):
     """The findings of the table, every page in its order, at most EXPORT_CAP, read in batches."""
     cap = EXPORT_CAP
-    orderby = state.orderby(filters.finding_type.columns)
+    columns = filters.finding_type.columns
+    orderby, order_first = state.orderby(columns), state.order_first(Finding, columns)
     where, restrict = all_of(filters.odata()), filters.restrict()
     for skip in range(0, cap, EXPORT_BATCH):
         top = min(EXPORT_BATCH, cap - skip)
         batch = odata.list_documents(Finding, {"$filter": where, "$orderby": orderby, "$top": str(top),
-                                               "$skip": str(skip)}, restrict=restrict)["items"]
+                                               "$skip": str(skip)}, restrict=restrict,
+                                     order_first=order_first)["items"]
         yield from batch
         if len(batch) < top:
             return

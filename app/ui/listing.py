@@ -24,6 +24,7 @@ class Column:
     key: str                 # name in the query string (?sort=key)
     label: str
     sort: str | None = None  # OData path to order by; None: not sortable
+    rank: tuple = ()         # the values at `sort`, lowest first: it sorts by rank, not by text
 
 
 @dataclass
@@ -45,8 +46,19 @@ class TableState:
                    min(_positive(request.args.get("per_page"), PER_PAGE), MAX_PER_PAGE))
 
     def orderby(self, columns):
-        path = next(column.sort for column in columns if column.key == self.sort)
-        return ", ".join(f"{part.strip()} {'desc' if self.descending else 'asc'}" for part in path.split(","))
+        """The OData $orderby of the sort column; none for a ranked one (see `order_first`)."""
+        column = self._column(columns)
+        if column.rank:
+            return ""
+        return ", ".join(f"{part.strip()} {'desc' if self.descending else 'asc'}" for part in column.sort.split(","))
+
+    def order_first(self, model, columns):
+        """The peewee ORDER BY terms before $orderby's: a ranked sort column's rank."""
+        column = self._column(columns)
+        return [odata.ranked_order(model, column.sort, column.rank, self.descending)] if column.rank else []
+
+    def _column(self, columns):
+        return next(column for column in columns if column.key == self.sort)
 
 
 @dataclass
@@ -74,7 +86,7 @@ def page_of(model, columns, state, filters=(), expand=None, restrict=None):
         args["$filter"] = where
     if expand:
         args["$expand"] = expand
-    result = odata.list_documents(model, args, restrict=restrict)
+    result = odata.list_documents(model, args, restrict=restrict, order_first=state.order_first(model, columns))
     return Page(result["items"], result["count"], state.page, state.per_page)
 
 

@@ -11,7 +11,8 @@ from app.ui.htmx import render
 from app.ui.listing import TableState
 
 #: The query arguments that shape the findings table, apart from its page.
-VIEW_ARGS = ("type", "q", "first_seen_from", "first_seen_to", "hide_history", "asset", "scan", "sort", "dir")
+VIEW_ARGS = ("type", "q", "severity", "first_seen_from", "first_seen_to", "hide_history", "asset", "scan", "sort",
+             "dir")
 #: Those a tab keeps when it switches type: only the fixed ones, as htmx does not redraw the
 #: tabs when the filter form changes.
 TAB_ARGS = ("asset", "scan")
