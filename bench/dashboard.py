@@ -60,6 +60,8 @@ UI_PAGES = {
     "findings": ("/findings", {"type": "vulnerabilities"}, False),
     "findings-hx": ("/findings", {"type": "vulnerabilities"}, True),
     "findings-live": ("/findings", {"type": "vulnerabilities", "hide_history": "1"}, False),
+    "by-severity": ("/findings", {"type": "vulnerabilities", "sort": "severity", "dir": "desc"}, False),
+    "only-critical": ("/findings", {"type": "vulnerabilities", "severity": "CRITICAL"}, False),
 }
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
