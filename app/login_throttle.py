@@ -83,7 +83,8 @@ def _count_attempt(key, moment):
             row.count = 0
         row.count += 1
         row.last_attempt = moment
-        row.locked_until = moment + lock_duration(row.count) if row.count >= FREE_FAILURES else None
+        duration = lock_duration(row.count)
+        row.locked_until = moment + duration if duration else None
         row.save()
         _forget_old_streaks(moment)
 

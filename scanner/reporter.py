@@ -7,10 +7,9 @@ scanner restart: pending ones are resent, in order, before anything new. A
 watcher thread notices an abort within `abort_poll` seconds and interrupts the
 scan (a KeyboardInterrupt in the main thread, told apart by `aborted`).
 
-Every body goes through results.storable() before it is spooled. A family whose
-results the API still refuses for good never ends as if it succeeded: its block
-becomes Failed with the API's reason (sent at once, and again in the final PATCH),
-and the asset scan ends Failed naming it.
+A family whose results the API still refuses for good never ends as if it
+succeeded: its block becomes Failed with the API's reason (sent at once, and again
+in the final PATCH), and the asset scan ends Failed naming it.
 """
 
 import json
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 from scanner.api_client import ApiError
-from scanner.results import asset_scan_document, storable
+from scanner.results import asset_scan_document
 from scanner.run import Cancelled, Events
 from scanner.vocabulary import FAMILIES_BY_API_KEY, FAMILIES_BY_CONFIG_KEY, now, scanner_status
 
@@ -64,9 +63,7 @@ class Reporter(Events):
     def finish(self, outcome):
         """Report the final results and Done, or Failed naming the failed, incomplete or refused families."""
         refused = self._refused_blocks()
-        for api_key, block in refused.items():  # so the summary and the status say so too
-            outcome.blocks[api_key] = block
-            outcome.incomplete.pop(api_key, None)
+        outcome.blocks.update(refused)  # so the summary and the status say so too
         document = asset_scan_document(outcome)
         problems = outcome.problems
         status = _status("Failed", "Error", problems) if problems else _status("Done", "Success")
@@ -157,7 +154,7 @@ class Reporter(Events):
         self._sequence += 1
         spooled = self.spool / f"{time.time_ns():020d}-{self._sequence:04d}.json"
         temporary = spooled.with_suffix(".tmp")
-        temporary.write_text(json.dumps(storable(body)))
+        temporary.write_text(json.dumps(body))
         os.replace(temporary, spooled)
         return self.flush()
 

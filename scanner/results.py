@@ -1,7 +1,8 @@
 """The scan's results in the API's AssetScan schema: result blocks, stats and summary.
 
 `storable()` is the one gate every result passes on its way out (run.py applies it to
-each family's block and stats, the reporter to every body it spools for the API): the
+each family's block and stats as they are made; the API and assetscan.json get them
+from there): the
 API refuses a whole body that holds a NUL or a lone surrogate (neither database can
 store them), and text copied from a hostile target (an account name, a sudoers user, a
 cron command, a key comment) may hold either. They are escaped visibly as display()

@@ -17,7 +17,7 @@ whose run() or finish() raised. Then the family is never reported clean:
   with their errors;
 - otherwise the family is Done with what was found (the control plane turns only
   Done blocks into findings, so yara's findings are kept when clam cannot run), its
-  message starts with "<scanner> failed", it is listed in `Outcome.incomplete`, its
+  message starts with "<scanner> failed" (`Outcome.incomplete` reads it there), its
   reason is Error (so the control plane keeps the family's earlier findings valid),
   and the asset scan fails as a whole (Failed/Error, "families incomplete: malware
   (clam failed)") as does the CLI's exit code.
@@ -83,11 +83,16 @@ class Events:
 class Outcome:
     blocks: dict = field(default_factory=dict)     # API result block per family: {status, <results>}
     stats: dict = field(default_factory=dict)      # API AssetScanStats per family: [input stats]
-    incomplete: dict = field(default_factory=dict)  # API key of a Done family -> "<scanner> failed"
     walks: list = field(default_factory=list)      # WalkStats of every filesystem walk
     sbom: SbomResult | None = None
     started: str = field(default_factory=now)
     ended: str | None = None
+
+    @property
+    def incomplete(self):
+        """{API key: "<scanner> failed"} of the families Done but incomplete (see the module's docstring)."""
+        return {name: block["status"]["message"].partition("; ")[0] for name, block in self.blocks.items()
+                if block["status"]["state"] == "Done" and block["status"]["reason"] == INCOMPLETE_REASON}
 
     @property
     def families_failed(self):
@@ -97,19 +102,17 @@ class Outcome:
     @property
     def failed(self):
         """API keys of the families that fail the asset scan: the Failed ones and the incomplete ones."""
-        return [name for name, block in self.blocks.items()
-                if block["status"]["state"] == "Failed" or name in self.incomplete]
+        return self.families_failed + list(self.incomplete)
 
     @property
     def problems(self):
         """Why the asset scan did not succeed as a whole ("families failed: ...", "families incomplete: ..."),
         or "" when it did."""
-        parts = []
-        if self.families_failed:
-            parts.append("families failed: " + ", ".join(self.families_failed))
-        if self.incomplete:
-            parts.append("families incomplete: " + ", ".join(f"{name} ({why})"
-                                                             for name, why in self.incomplete.items()))
+        parts, failed, incomplete = [], self.families_failed, self.incomplete
+        if failed:
+            parts.append("families failed: " + ", ".join(failed))
+        if incomplete:
+            parts.append("families incomplete: " + ", ".join(f"{name} ({why})" for name, why in incomplete.items()))
         return "; ".join(parts)
 
 
@@ -159,8 +162,7 @@ class _Context:
                 found[name].append(_finish_all(built, self.run_errors))
                 stats[name].append(self._input_stats(input_, started))
         for name in content:
-            self._report(name, lambda name=name: _content_block(name, found[name], self.outcome.incomplete),
-                         stats[name])
+            self._report(name, lambda name=name: _content_block(name, found[name]), stats[name])
 
     def _filesystem_inputs(self):
         wanted = []
@@ -352,10 +354,10 @@ def _finish_all(scanners, run_errors):
     return finished
 
 
-def _content_block(name, per_input, incomplete):
+def _content_block(name, per_input):
     """The API result block of a content family from its scanners' results on every input.
 
-    A scanner that did not scan an input is noted in `incomplete`; none scanned and nothing found: the family fails.
+    A scanner that did not scan an input makes the family incomplete; none scanned and nothing found: it fails.
     """
     family = FAMILIES_BY_CONFIG_KEY[name]
     pairs = [pair for finished in per_input for pair in finished]
@@ -365,10 +367,7 @@ def _content_block(name, per_input, incomplete):
     if pairs and len(failed) == len(pairs) and not results:
         raise RuntimeError("; ".join(errors[:5]))
     notes = [note for _, result in pairs for note in result.notes]
-    failures = []
-    if failed:
-        failures = [f"{', '.join(dict.fromkeys(failed))} failed"]
-        incomplete[family.api_key] = failures[0]
+    failures = [f"{', '.join(dict.fromkeys(failed))} failed"] if failed else []
     message = "; ".join(failures + [f"{len(results)} found"] + errors[:5] + notes[:5])
     reason = INCOMPLETE_REASON if failed else None
     block = {"status": scanner_status("Done", message, reason), family.results_key: results}

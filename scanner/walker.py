@@ -166,6 +166,8 @@ class _Dir:
 class _Walk:
     def __init__(self, root, visitors, one_file_system, max_file_size, chunk_size):
         self.visitors = list(visitors)
+        # Only the few that look at directories are called for each one.
+        self.directory_visitors = [v for v in self.visitors if type(v).directory is not Visitor.directory]
         self.one_file_system = one_file_system
         self.max_file_size = max_file_size
         self.chunk_size = chunk_size
@@ -209,9 +211,8 @@ class _Walk:
             return
         self.stats.directories += 1
         self.seen_dirs.add((st.st_dev, st.st_ino))
-        where = display(path)
-        for visitor in self.visitors:
-            self._call(visitor, "directory", where, path, st)
+        for visitor in self.directory_visitors:
+            self._call(visitor, "directory", path, path, st)
         self.stack.append(_Dir(path, (st.st_dev, st.st_ino), names, fd))
         # Keep only the deepest few fds open: a 10,000-deep tree must not exhaust RLIMIT_NOFILE.
         if len(self.stack) > self.held_fds:
@@ -350,14 +351,14 @@ class _Walk:
     def _call(self, visitor, method, at, *args):
         """Call a visitor method; a visitor that raises is recorded, not allowed to stop the walk.
 
-        `at` says where, for the record: the Entry (displayed only on error: this is the hot
-        path) or a display string.
+        `at` says where, for the record: the Entry or the in-root path (displayed only on
+        error: this is the hot path).
         """
         try:
             return getattr(visitor, method)(*args)
         except Exception as exc:  # noqa: BLE001 - hostile content must not kill the scan
             name = display(getattr(visitor, "name", type(visitor).__name__))
-            where = at.display_path if isinstance(at, Entry) else at
+            where = at.display_path if isinstance(at, Entry) else display(at)
             self.stats.skip("visitor-error", f"{name}: {method}: {where}: {display(repr(exc))[:300]}")
             return _FAILED
 

@@ -21,6 +21,7 @@ installation are no use for testing password guesses without it. Changing the se
 changes every fingerprint, so findings found before show up as new ones.
 """
 
+import functools
 import hmac
 import os
 
@@ -96,7 +97,12 @@ def fingerprint_key(settings):
     """The installation's key for secrets fingerprints; "" when `settings` name no installation."""
     if not (settings.get("secret_key") or settings.get("data_dir")):
         return ""
-    secret = app_config.secret_key(settings.get("secret_key"), settings.get("data_dir"))
+    return _fingerprint_key(settings.get("secret_key"), settings.get("data_dir"))
+
+
+@functools.cache  # the same for a process's life: not a file read and an HMAC per provisioned scan
+def _fingerprint_key(configured, data_dir):
+    secret = app_config.secret_key(configured, data_dir)
     return hmac.new(secret.encode(), FINGERPRINT_PURPOSE, "sha256").hexdigest()
 
 

@@ -21,7 +21,7 @@ import pytest
 from app import auth
 from app.db import database
 from app.validation import schema_validator
-from conftest import OSV_RECORD, MiB, ext4_image, loops_of, mounts_of, plant_python_package, write_osv
+from conftest import OSV_RECORD, MiB, ext4_image, loops_of, mounts_of, need, plant_python_package, write_osv
 from tasks.providers import FatalError, RetryableError, ScanJob
 from tasks.providers import local
 from tasks.providers.local import LocalProvider
@@ -398,8 +398,7 @@ def test_a_disk_image_is_scanned_through_a_read_only_loop_device(app, api, provi
 
 
 def test_a_partitioned_image_is_scanned_through_its_partition(app, api, provider, tmp_path, loop_devices):
-    if not shutil.which("sfdisk"):
-        pytest.skip("sfdisk not installed")
+    need("sfdisk")
     filesystem = ext4_image(tmp_path / "fs.img", make_root(tmp_path / "tree"))
     image = tmp_path / "disk.img"
     with open(image, "wb") as disk:

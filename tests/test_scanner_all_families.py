@@ -19,9 +19,9 @@ import warnings
 import pytest
 import yaml
 
-from conftest import CVE, DROPPER, EICAR, github_token, need, rootkits_unavailable
+from conftest import CVE, DROPPER, EICAR, github_token, need, plant_python_package, rootkits_unavailable
 from test_malware import plant_at_the_bottom
-from test_scanner_cli import assert_valid, dist_info, scanner
+from test_scanner_cli import assert_valid, scanner
 from test_walker import OUTSIDE_MARKER, hostile  # noqa: F401 - part 1's hostile tree fixture
 
 TIMEOUT = 180
@@ -45,7 +45,7 @@ def test_hostile_tree_finishes_with_every_family_enabled(tmp_path, hostile, sign
     (root / "bin").mkdir()
     (root / "bin/dropper").write_bytes(DROPPER)
     deep_dropper = "/nest" + plant_at_the_bottom(root / "nest", "deep-dropper", DROPPER)
-    dist_info(root, "vmclarity-demo", "1.0")
+    plant_python_package(root, "vmclarity-demo", "1.0")
     unreadable = root / "data/unreadable"
     unreadable.mkdir()
     (unreadable / "locked.env").write_text(f"GITHUB_TOKEN={token}\n")

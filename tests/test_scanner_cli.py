@@ -14,7 +14,7 @@ import yaml
 
 from app.findings import process_asset_scan
 from app.validation import schema_validator
-from conftest import CVE, DROPPER, EXPLOITS_CSV, OSV_RECORD, github_token, make_token
+from conftest import CVE, DROPPER, EXPLOITS_CSV, OSV_RECORD, github_token, make_token, plant_python_package
 from scanner.api_client import ApiClient, ApiError
 from scanner.reporter import Reporter
 from scanner.run import Outcome
@@ -22,19 +22,13 @@ from scanner.vocabulary import scanner_status
 from test_malware import clamd_that_starts_once
 from test_walker import make_deep
 
-def dist_info(root, name, version):
-    folder = root / "usr/lib/python3/dist-packages" / f"{name.replace('-', '_')}-{version}.dist-info"
-    folder.mkdir(parents=True)
-    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-
-
 @pytest.fixture
 def root(tmp_path):
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n')
-    dist_info(root, "vmclarity-demo", "1.0")
-    dist_info(root, "vmclarity-safe", "2.0")
+    plant_python_package(root, "vmclarity-demo", "1.0")
+    plant_python_package(root, "vmclarity-safe", "2.0")
     return root
 
 

@@ -224,6 +224,7 @@ def test_the_installation_secret_never_reaches_the_scanner(tmp_path, planted):
     assert key == hmac.new(secret.encode(), b"secrets-fingerprint", hashlib.sha256).hexdigest()
     assert not (tmp_path / "data" / "secret-key").exists()  # the configured secret is used, none made
     result = secrets_scan(document, planted)
+    assert len(result.results) == 1 and result.errors == []  # the token was found, and nothing failed
     for text in (yaml.safe_dump(document), repr(result)):
         assert secret not in text and secret.encode().hex() not in text
     assert key not in repr(result) and TOKEN[4:20] not in repr(result)

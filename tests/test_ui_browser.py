@@ -7,22 +7,21 @@ its progress move without a reload, opens a finding and exports CSV. Screenshots
 of every page go to test-output/screenshots/.
 """
 
-import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
+from playwright import sync_api as playwright_api
 
 import tasks
 from app import store, users
 from app.db import database
 from app.models import Finding
 from app.resources import RESOURCES_BY_MODEL
-from conftest import (CVE, OSV_RECORD, UI_PASSWORD, SlowExploitHandler, http_server, orchestrated,
+from conftest import (CVE, OSV_RECORD, UI_PASSWORD, SlowExploitHandler, http_server, need, orchestrated,
                       plant_python_package, write_file, write_osv)
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -33,8 +32,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    need(CHROMIUM)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

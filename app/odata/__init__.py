@@ -82,10 +82,7 @@ def ranked_order(model, path, ranking, descending=False):
     option = "ranked order"
     dialect = dialects.current()
     compiler = Compiler(model, option, dialect)
-    operand = compiler.resolve(parser.parse_path(path, option), {})
-    if operand.hops:
-        fail(option, f"{path!r} crosses a relationship", 0)
-    text = compiler.raw(operand)
+    text = compiler.raw(_own_field(compiler, path, option))
     cases = "".join(f" WHEN {{}} THEN {rank}" for rank, _ in enumerate(ranking, start=1))
     return dialect.order(dialects.sql("CASE {}" + cases + " ELSE 0 END", text, *ranking), descending)
 
@@ -99,11 +96,17 @@ def json_path_sql(model, path):
     """
     option = "index path"
     compiler = Compiler(model, option, root=Row(model, alias=""))
-    operand = compiler.resolve(parser.parse_path(path, option), {})
-    if operand.hops:
-        fail(option, f"{path!r} crosses a relationship; index the target table instead", 0)
+    operand = _own_field(compiler, path, option, "; index the target table instead")
     node = compiler.typed(operand, compiler.family(operand))
     return database.get_sql_context().sql(node).query()
+
+
+def _own_field(compiler, path, option, advice=""):
+    """The resolved operand of `path`, which must stay in the compiler's own table."""
+    operand = compiler.resolve(parser.parse_path(path, option), {})
+    if operand.hops:
+        fail(option, f"{path!r} crosses a relationship{advice}", 0)
+    return operand
 
 
 def _filter(model, text, dialect):

@@ -9,6 +9,7 @@ disk and is attacker-controlled: cells are plain text, escaped by whoever shows 
 from dataclasses import dataclass
 
 from app.ui.listing import Column
+from scanner.vocabulary import VULNERABILITY_SEVERITIES
 
 FIRST_SEEN = Column("firstSeen", "First seen", "firstSeen")
 LAST_SEEN = Column("lastSeen", "Last seen", "lastSeen")
@@ -17,7 +18,6 @@ PATH_KEYS = frozenset({"path", "filePath", "location", "purl"})
 #: Secret fields a page or an export may show: never anything that could hold the secret itself.
 SECRET_FIELDS = ("description", "filePath", "startLine", "endLine", "startColumn", "endColumn", "fingerprint")
 #: Stored severities, highest first (the API's enums; the other finding types have none).
-VULNERABILITY_SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "NEGLIGIBLE")
 MISCONFIGURATION_SEVERITIES = tuple(f"Misconfiguration{level}Severity" for level in ("High", "Medium", "Low", "Info"))
 
 

@@ -4,8 +4,8 @@ import os
 from dataclasses import dataclass
 from itertools import islice
 
-from scanner.safe_fs import open_dir_in_root
-from scanner.walker import display, read_in_root
+from scanner.safe_fs import open_dir_in_root, read_in_root
+from scanner.walker import display
 
 SCANNER_NAME = "native"
 

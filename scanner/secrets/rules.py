@@ -83,11 +83,13 @@ def char_classes(value):
             + any(48 <= b <= 57 for b in value))
 
 
+def looks_random(secret, min_entropy, min_classes=2):
+    return entropy(secret) >= min_entropy and char_classes(secret) >= min_classes and not is_placeholder(secret)
+
+
 def random_looking(min_entropy, min_classes=2):
-    def check(secret, match):
-        return (entropy(secret) >= min_entropy and char_classes(secret) >= min_classes
-                and not is_placeholder(secret))
-    return check
+    """A rule's check that the whole secret looks random."""
+    return lambda secret, match: looks_random(secret, min_entropy, min_classes)
 
 
 _BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -167,13 +169,13 @@ def in_doctest(match):
 
 
 def google_api_key(secret, match):
-    return secret not in PUBLISHED and random_looking(4.0)(secret[4:], match)
+    return secret not in PUBLISHED and looks_random(secret[4:], 4.0)
 
 
 def gitlab_token(secret, match):
     """The random part after the type prefix (`glpat-`, `glrt-`, ..., `GR1348941`) looks random."""
     body = secret[9:] if secret.startswith(b"GR1348941") else secret.partition(b"-")[2]
-    return random_looking(3.5)(body, match)
+    return looks_random(body, 3.5)
 
 
 def azure_key(secret, match):
@@ -344,7 +346,7 @@ RULES = (
          rb"|(?:workflows|triggers)/T[A-Z0-9]{8,12}/[A-Za-z0-9]{8,20}/[0-9]{8,20}/[A-Za-z0-9]{24,40}))"
          rb"(?![A-Za-z0-9])", 200, slack_webhook),
     Rule("stripe-live-key", "Stripe live secret or restricted key", (b"sk_live_", b"rk_live_"),
-         _START + rb"((?:sk|rk)_live_[A-Za-z0-9]{24,99})" + _END, 110, lambda s, m: random_looking(3.5)(s[8:], m)),
+         _START + rb"((?:sk|rk)_live_[A-Za-z0-9]{24,99})" + _END, 110, lambda s, m: looks_random(s[8:], 3.5)),
     Rule("npm-token", "npm access token", (b"npm_",),
          _START + rb"(npm_[A-Za-z0-9]{36})" + _END, 40, crc32_token),
     Rule("pypi-token", "PyPI upload token", (b"pypi-age",),
